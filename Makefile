@@ -1,0 +1,38 @@
+# One entry point for setting up, building the data, running and testing. See README "Quick start".
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RAW ?= ../shared/data/redial
+DATA_ROOT ?= data
+CONFIG ?= config/c2crs/redial.yaml
+STAMP := $(VENV)/.installed
+
+.PHONY: setup data run quickstart test clean-venv
+
+# The venv is rebuilt only when setup.py or this Makefile changes, so a second `make setup` is a no-op.
+$(STAMP): setup.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU wheel on disk, so nothing later pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	# CRSLab without its 2021 pins (they do not build on Python 3.11); its real imports come from setup.py
+	$(PY) -m pip install -q --no-deps crslab==0.1.2
+	$(PY) -c "import crslab_c2crs" && touch $(STAMP)
+
+setup: $(STAMP)
+
+$(DATA_ROOT)/dataset/redial/nltk/.built: | $(STAMP)
+	@if [ ! -d "$(RAW)" ]; then \
+		echo "Raw ReDial data not found at $(RAW). Place the layout of shared/data/redial there (raw/, derived/,"; \
+		echo "crslab_nltk/, kgsf/, conceptnet/, reviews/, movie_meta/) or run: make data RAW=/path/to/redial"; \
+		exit 2; fi
+	$(PY) -m crslab_c2crs.data build redial --raw $(RAW) --data-root $(DATA_ROOT)
+
+data: $(DATA_ROOT)/dataset/redial/nltk/.built
+
+run: data
+	$(PY) run_crslab.py --config $(CONFIG) --data-root $(DATA_ROOT) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -1,0 +1,145 @@
+"""``run_crslab.py``: CRSLab's own runner with a data root, a seed, config overrides and clear errors.
+
+The flags are CRSLab's (``-c -g -sd -rd -ss -rs -d -i -tb``) plus ``--data-root``, ``--seed``, ``--set`` and
+``--stage``. The run itself is ``crslab.quick_start.run_crslab`` unchanged; the system it builds is kept so the
+test metrics can be summarised and saved at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+SUMMARY_METRICS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50", "hit@50"),
+                   ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"), ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"),
+                   ("Dist-2 (CRSLab)", "dist@2"), ("Dist-3 (CRSLab)", "dist@3"), ("Dist-4 (CRSLab)", "dist@4"),
+                   ("Dist-2 (paper)", "dist_ratio@2"), ("Dist-3 (paper)", "dist_ratio@3"),
+                   ("Dist-4 (paper)", "dist_ratio@4"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_crslab.py", description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", required=True, help="YAML config, e.g. config/c2crs/redial.yaml")
+    parser.add_argument("-g", "--gpu", default=None,
+                        help="GPU id(s) like '0' or '0,1'; '-1' for CPU (default: 0 if CUDA exists, else -1)")
+    parser.add_argument("-sd", "--save_data", action="store_true", help="save processed dataset")
+    parser.add_argument("-rd", "--restore_data", action="store_true", help="restore processed dataset")
+    parser.add_argument("-ss", "--save_system", action="store_true", help="save trained system")
+    parser.add_argument("-rs", "--restore_system", action="store_true", help="restore trained system")
+    parser.add_argument("-d", "--debug", action="store_true", help="train on valid data, debug logging")
+    parser.add_argument("-i", "--interact", action="store_true", help="chat with the system")
+    parser.add_argument("-tb", "--tensorboard", action="store_true", help="log to tensorboard")
+    parser.add_argument("--data-root", default=None,
+                        help="data root holding dataset/, model/ and save/ (default: $CRSLAB_DATA_ROOT or ./data)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for random, numpy and torch (default: 42)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set rec.epoch=2 (repeatable)")
+    parser.add_argument("--stage", default=None,
+                        help="C2-CRS only: first stage to run (coarse, fine, rec, conv); earlier stages are "
+                             "restored from their checkpoints")
+    parser.add_argument("--results", default=None, help="write the final metrics as JSON to this file")
+    return parser
+
+
+def resolve_gpu(value: Optional[str]) -> str:
+    """CRSLab's ``-g`` value, defaulting to the CPU when no CUDA device exists."""
+    import torch
+
+    if value is None:
+        return "0" if torch.cuda.is_available() else "-1"
+    if value.strip() != "-1" and not torch.cuda.is_available():
+        raise SystemExit(f"run_crslab.py: error: -g {value}: no CUDA device is available; use -g -1 for the CPU")
+    return value.strip()
+
+
+def summarise(history: List[Dict[str, Any]]) -> Dict[str, float]:
+    """The last test report of each metric family, as {metric name: value}."""
+    final: Dict[str, float] = {}
+    for entry in history:
+        if entry["mode"] == "test":
+            final.update(entry["metrics"])
+    return final
+
+
+def print_summary(metrics: Dict[str, float]) -> None:
+    rows = [(label, metrics[key]) for label, key in SUMMARY_METRICS if key in metrics]
+    if not rows:
+        return
+    width = max(len(label) for label, _ in rows)
+    print("\nTest metrics")
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value:.4f}")
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary."""
+    import crslab_c2crs
+    from crslab_c2crs.config import load_config
+    from crslab_c2crs.paths import relocate, resolve_data_root
+    from crslab_c2crs.reproducibility import seed_everything
+
+    data_root = resolve_data_root(args.data_root)
+    relocate(data_root)
+    overrides = list(args.overrides)
+    if args.stage is not None:
+        overrides.append(f"start_stage={args.stage}")
+    opt = load_config(args.config, overrides)
+    seed = args.seed if args.seed is not None else opt.get("seed", 42)
+    opt["seed"] = seed
+    seed_everything(seed, opt.get("num_threads"))
+    crslab_c2crs.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
+    gpu = resolve_gpu(args.gpu)
+
+    import crslab.quick_start.quick_start as quick_start
+    from crslab.config import Config
+
+    systems = []
+    get_system = quick_start.get_system
+
+    def keep_system(*a, **kw):
+        systems.append(get_system(*a, **kw))
+        return systems[-1]
+
+    quick_start.get_system = keep_system
+    # Torch-geometric writes generated propagate_*.py files to the temp dir: keep them in one owned place.
+    with tempfile.TemporaryDirectory(prefix="crslab_c2crs_") as tmp:
+        os.environ["TMPDIR"] = tmp
+        tempfile.tempdir = tmp
+        config_file = Path(tmp) / "config.yaml"
+        config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
+        config = Config(str(config_file), gpu, args.debug)
+        started = time.time()
+        try:
+            quick_start.run_crslab(config, args.save_data, args.restore_data, args.save_system,
+                                   args.restore_system, args.interact, args.debug, args.tensorboard)
+        finally:
+            quick_start.get_system = get_system
+            tempfile.tempdir = None
+    history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
+    result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
+              "history": history, "test": summarise(history)}
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from crslab_c2crs.errors import USER_ERRORS
+
+    try:
+        result = run(args)
+    except USER_ERRORS as err:
+        print(f"run_crslab.py: error: {err}", file=sys.stderr)
+        return 2
+    if not args.interact:
+        print_summary(result["test"])
+    if args.results:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return 0

@@ -1,0 +1,183 @@
+"""Every patch this plugin makes to CRSLab 0.1.2, in one place.
+
+CRSLab 0.1.2 (the PyPI release) was written for Python 3.6-3.8, torch 1.x and transformers 4.1. On Python 3.11,
+torch 2.x and today's libraries some of its code fails loudly and some fails silently. Each patch below has a
+one-line reason and a test in ``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited:
+the patches rebind names in CRSLab's modules when ``crslab_c2crs`` is imported. :func:`apply` is idempotent.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+from crslab_c2crs.errors import MissingDataError
+from crslab_c2crs.paths import build_hint
+
+_APPLIED: List[str] = []
+
+
+def _module(name: str):
+    # CRSLab's package __init__ files star-import their children, which shadows submodule attributes
+    # (``crslab.model.crs.kgsf.modules`` is a class there), so modules are always fetched by name.
+    return importlib.import_module(name)
+
+
+def patch_transformers_adamw() -> None:
+    """transformers' own AdamW is deprecated and removed in 4.50, yet CRSLab imports it: use torch's AdamW."""
+    import transformers
+
+    transformers.AdamW = torch.optim.AdamW
+    if "crslab.system.base" in sys.modules:
+        sys.modules["crslab.system.base"].optim_class["AdamW"] = torch.optim.AdamW
+
+
+def create_position_codes(n_pos: int, dim: int, out: torch.Tensor) -> None:
+    """Fill ``out`` (n_pos, dim) with the frozen sinusoidal position codes, as CRSLab does."""
+    position = torch.arange(n_pos, dtype=torch.float64).unsqueeze(1)
+    inv_freq = torch.pow(10000.0, -2.0 * torch.arange(dim // 2, dtype=torch.float64) / dim)
+    angles = position * inv_freq
+    # CRSLab writes into a Parameter that requires grad, which torch 2.x forbids outside no_grad.
+    with torch.no_grad():
+        out[:, 0::2] = torch.sin(angles).type_as(out)
+        out[:, 1::2] = torch.cos(angles).type_as(out)
+    out.detach_()
+    out.requires_grad = False
+
+
+def patch_position_codes() -> None:
+    """``create_position_codes`` writes in place into a leaf that requires grad: raises on torch 2.x."""
+    for name in ("crslab.model.utils.modules.transformer", "crslab.model.crs.kgsf.modules"):
+        _module(name).create_position_codes = create_position_codes
+
+
+def patch_reduce_lr_on_plateau() -> None:
+    """CRSLab passes ``verbose`` positionally to torch's ReduceLROnPlateau, which no longer takes it."""
+    scheduler_module = _module("crslab.system.utils.lr_scheduler")
+    cls = scheduler_module.ReduceLROnPlateau
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, verbose=False, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8, warmup_steps=0):
+        scheduler_module.LRScheduler.__init__(self, optimizer, warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold,
+            threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+
+    cls.__init__ = __init__
+
+
+def patch_metric_numbers() -> None:
+    """Metrics assert ``isinstance(x, (int, float))``, which numpy scalars (e.g. float32) fail."""
+    metric_cls = _module("crslab.evaluator.metrics.base").Metric
+
+    def as_number(cls, obj):
+        if isinstance(obj, (torch.Tensor, np.generic)):
+            obj = obj.item()
+        if not isinstance(obj, (int, float)):
+            raise TypeError(f"metric value must be a number, got {type(obj).__name__}: {obj!r}")
+        return obj
+
+    metric_cls.as_number = classmethod(as_number)
+
+
+def offline_tokenize(text: str) -> List[str]:
+    """Tokenize one user turn like the ReDial training data, without any nltk data package."""
+    from crslab_c2crs.data.builder.tokenize import tokenize
+
+    return tokenize(text)
+
+
+def patch_interactive_tokenizer() -> None:
+    """``BaseSystem.nltk_tokenize`` calls ``nltk.download('punkt')`` on every turn, which fails offline."""
+    base = _module("crslab.system.base").BaseSystem
+    base.nltk_tokenize = lambda self, text: offline_tokenize(text)
+
+
+def patch_plain_backward() -> None:
+    """``loss.backward(loss.clone().detach())`` scales every gradient by the loss value: use a plain backward."""
+    base = _module("crslab.system.base").BaseSystem
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self._zero_grad()
+        if self.update_freq > 1:
+            self._number_grad_accum = (self._number_grad_accum + 1) % self.update_freq
+            loss = loss / self.update_freq
+        loss.backward()
+        self._update_params()
+
+    base.backward = backward
+
+
+def patch_kbrd_user_embedding() -> None:
+    """KBRD 0.1.2 returns a zero user embedding for every non-empty entity list (inverted test, fixed upstream)."""
+    kbrd = _module("crslab.model.crs.kbrd.kbrd").KBRDModel
+
+    def encode_user(self, entity_lists, kg_embedding):
+        user_repr_list = []
+        for entity_list in entity_lists:
+            if entity_list is None or len(entity_list) == 0:
+                user_repr_list.append(torch.zeros(self.user_emb_dim, device=self.device))
+                continue
+            user_repr_list.append(self.kg_attn(kg_embedding[entity_list]))
+        return torch.stack(user_repr_list, dim=0)
+
+    kbrd.encode_user = encode_user
+
+
+def patch_offline_build() -> None:
+    """CRSLab's ``build`` deletes a folder whose ``.built`` version differs and retries a dead download for
+    minutes: fail in seconds instead, naming the folder and the command that builds it, and delete nothing."""
+    download = _module("crslab.download")
+
+    def build(dpath, dfile, version=None):
+        if download.check_build(dpath, version):
+            return
+        raise MissingDataError(
+            f"CRSLab needs the folder {dpath} (resource version {version}) and it is "
+            f"{'built with another version' if download.check_build(dpath) else 'missing or not built'}. "
+            f"Nothing is downloaded. {build_hint(dpath)}")
+
+    download.build = build
+    for name, module in list(sys.modules.items()):
+        if name.startswith("crslab.") and getattr(module, "build", None) is not None and module is not download:
+            if getattr(module.build, "__module__", None) == "crslab.download":
+                module.build = build
+
+
+def register_evaluators() -> None:
+    """The stock ``conv`` evaluator passes ``tensorboard`` twice, and both it and ``standard`` download a fastText
+    file and count character n-grams: our evaluator replaces both names."""
+    from crslab_c2crs.evaluator import C2CRSEvaluator
+
+    table = _module("crslab.evaluator").Evaluator_register_table
+    table["standard"] = C2CRSEvaluator
+    table["conv"] = C2CRSEvaluator
+
+
+PATCHES: Dict[str, Callable[[], None]] = {
+    "transformers_adamw": patch_transformers_adamw,
+    "position_codes": patch_position_codes,
+    "reduce_lr_on_plateau": patch_reduce_lr_on_plateau,
+    "metric_numbers": patch_metric_numbers,
+    "interactive_tokenizer": patch_interactive_tokenizer,
+    "plain_backward": patch_plain_backward,
+    "kbrd_user_embedding": patch_kbrd_user_embedding,
+    "offline_build": patch_offline_build,
+    "evaluators": register_evaluators,
+}
+
+
+def apply() -> List[str]:
+    """Apply every patch once (later calls do nothing) and return the names of the applied patches."""
+    if not _APPLIED:
+        # Avoid TensorFlow probing by transformers/tensorboard: slow and irrelevant here.
+        os.environ.setdefault("USE_TF", "0")
+        patch_transformers_adamw()
+        for name, patch in PATCHES.items():
+            patch()
+            _APPLIED.append(name)
+    return list(_APPLIED)

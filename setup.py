@@ -1,0 +1,33 @@
+"""crslab-c2crs: C2-CRS (WSDM 2022) as a plugin for CRSLab 0.1.2.
+
+CRSLab itself is NOT listed in install_requires: its 0.1.2 pins (numpy~=1.19.4, transformers~=4.4, pkuseg...)
+cannot be built on Python 3.11. Install it without its pins (``pip install --no-deps crslab==0.1.2``), as the
+Makefile does; the libraries CRSLab really imports are listed below.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="crslab-c2crs",
+    version="0.1.0",
+    description="C2-CRS conversational recommender for CRSLab 0.1.2, offline, on today's Python",
+    python_requires=">=3.9",
+    packages=find_packages(include=["crslab_c2crs", "crslab_c2crs.*", "bench", "bench.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "torch-geometric==2.8.1",
+        "numpy",
+        "pyyaml",
+        "loguru",
+        "tqdm",
+        "nltk",
+        "rapidfuzz",
+        "fuzzywuzzy",
+        "python-Levenshtein",
+        "scikit-learn",
+        "tensorboard",
+        "fasttext-numpy2",
+        "transformers<4.50",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+)

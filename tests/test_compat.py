@@ -1,0 +1,161 @@
+"""Every compat patch: the patched behaviour, and (in one subprocess) that stock CRSLab 0.1.2 is broken there."""
+import importlib
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import crslab_c2crs
+from crslab_c2crs import compat
+from crslab_c2crs.errors import MissingDataError
+
+
+def test_apply_is_idempotent_and_covers_every_patch():
+    assert compat.apply() == list(compat.PATCHES)
+    assert compat.apply() == list(compat.PATCHES)
+
+
+def test_adamw_is_torch_adamw():
+    assert importlib.import_module("crslab.system.base").optim_class["AdamW"] is torch.optim.AdamW
+
+
+def test_position_codes_do_not_raise_and_are_sinusoids():
+    transformer = importlib.import_module("crslab.model.utils.modules.transformer")
+    encoder = transformer.TransformerEncoder(
+        n_heads=2, n_layers=1, embedding_size=8, ffn_size=8, vocabulary_size=10,
+        embedding=torch.nn.Embedding(10, 8), n_positions=5, learn_positional_embeddings=False)
+    codes = encoder.position_embeddings.weight
+    assert not codes.requires_grad
+    assert torch.allclose(codes[3, 0], torch.sin(torch.tensor(3.0)))
+    assert torch.allclose(codes[3, 1], torch.cos(torch.tensor(3.0)))
+    assert importlib.import_module("crslab.model.crs.kgsf.modules").create_position_codes is \
+        compat.create_position_codes
+
+
+def test_reduce_lr_on_plateau_builds_and_steps():
+    scheduler_module = importlib.import_module("crslab.system.utils.lr_scheduler")
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = scheduler_module.ReduceLROnPlateau(optimizer, patience=0, factor=0.5)
+    scheduler.valid_step(1.0)
+    scheduler.valid_step(2.0)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+def test_metrics_accept_numpy_scalars():
+    from crslab.evaluator.metrics.base import AverageMetric
+
+    assert AverageMetric(np.float32(0.5)).value() == 0.5
+    with pytest.raises(TypeError, match="must be a number"):
+        AverageMetric("0.5")
+
+
+def test_interactive_tokenizer_needs_no_nltk_data():
+    base = importlib.import_module("crslab.system.base").BaseSystem
+    assert base.nltk_tokenize(None, "I loved @1234 . Have you seen it?") == \
+        ["I", "loved", "@1234", ".", "Have", "you", "seen", "it", "?"]
+
+
+def test_backward_does_not_scale_gradients_by_the_loss():
+    base = importlib.import_module("crslab.system.base").BaseSystem
+    weight = torch.nn.Parameter(torch.tensor(2.0))
+    system = types.SimpleNamespace(update_freq=1, _number_grad_accum=0, _zero_grad=lambda: None,
+                                   _update_params=lambda: None)
+    base.backward(system, 3.0 * weight)
+    assert weight.grad.item() == pytest.approx(3.0)
+
+
+def test_kbrd_user_embedding_is_not_zero():
+    kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd").KBRDModel
+    attention = importlib.import_module("crslab.model.utils.modules.attention").SelfAttentionBatch(4, 4)
+    model = types.SimpleNamespace(user_emb_dim=4, device="cpu", kg_attn=attention)
+    kg_embedding = torch.randn(5, 4)
+    users = kbrd.encode_user(model, [[1, 2], []], kg_embedding)
+    assert users.shape == (2, 4)
+    assert users[0].abs().sum() > 0
+    assert torch.equal(users[1], torch.zeros(4))
+
+
+def test_missing_dataset_fails_fast_and_deletes_nothing(tmp_path):
+    download = importlib.import_module("crslab.download")
+    stale = tmp_path / "dataset" / "redial" / "nltk"
+    stale.mkdir(parents=True)
+    (stale / ".built").write_text("2020-01-01\n0.1\n")
+    (stale / "user_file.txt").write_text("keep me")
+    with pytest.raises(MissingDataError, match="built with another version") as err:
+        download.build(str(stale), None, version="0.31")
+    assert "python -m crslab_c2crs.data build redial" in str(err.value)
+    assert f"--data-root {tmp_path}" in str(err.value)
+    assert (stale / "user_file.txt").read_text() == "keep me"
+    with pytest.raises(MissingDataError, match="missing or not built"):
+        download.build(str(tmp_path / "dataset" / "other"), None, version="1")
+
+
+def test_conv_evaluator_builds_offline_with_word_level_distinct():
+    evaluator_module = importlib.import_module("crslab.evaluator")
+    evaluator = evaluator_module.get_evaluator("conv", "ReDial")
+    evaluator.gen_evaluate("a b a", ["a b"])
+    evaluator.gen_evaluate("a c", ["a c"])
+    report = evaluator.report()
+    # word unigrams {a, b, c}: 3 distinct / 2 sentences (CRSLab) and 3 distinct / 5 total (paper)
+    assert report["dist@1"] == pytest.approx(1.5)
+    assert report["dist_ratio@1"] == pytest.approx(0.6)
+    assert report["dist_ratio@2"] == pytest.approx(3 / 3)
+    assert "greedy" not in report
+
+
+STOCK_CHECKS = r"""
+import importlib, json, types, os, tempfile, numpy as np, torch
+out = {}
+def check(name, fn):
+    try:
+        out[name] = bool(fn())
+    except Exception as err:
+        out[name] = type(err).__name__
+base = importlib.import_module("crslab.system.base")
+check("transformers_adamw", lambda: base.optim_class["AdamW"] is torch.optim.AdamW)
+tr = importlib.import_module("crslab.model.utils.modules.transformer")
+check("position_codes", lambda: tr.TransformerEncoder(2, 1, 8, 8, 10, torch.nn.Embedding(10, 8), n_positions=5))
+sched = importlib.import_module("crslab.system.utils.lr_scheduler")
+check("reduce_lr_on_plateau", lambda: sched.ReduceLROnPlateau(
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), patience=0))
+from crslab.evaluator.metrics.base import AverageMetric
+check("metric_numbers", lambda: AverageMetric(np.float32(0.5)).value() == 0.5)
+import nltk
+nltk.download = lambda *a, **k: False
+check("interactive_tokenizer", lambda: base.BaseSystem.nltk_tokenize(None, "I loved @1234 .") == ["I", "loved", "@1234", "."])
+w = torch.nn.Parameter(torch.tensor(2.0))
+ns = types.SimpleNamespace(update_freq=1, _number_grad_accum=0, _zero_grad=lambda: None, _update_params=lambda: None)
+check("plain_backward", lambda: (base.BaseSystem.backward(ns, 3.0 * w), abs(w.grad.item() - 3.0) < 1e-6)[1])
+kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd").KBRDModel
+att = importlib.import_module("crslab.model.utils.modules.attention").SelfAttentionBatch(4, 4)
+check("kbrd_user_embedding", lambda: kbrd.encode_user(types.SimpleNamespace(user_emb_dim=4, device="cpu", kg_attn=att), [[1, 2]], torch.randn(5, 4)).abs().sum().item() > 0)
+download = importlib.import_module("crslab.download")
+d = tempfile.mkdtemp()
+open(os.path.join(d, ".built"), "w").write("x\n0.1\n")
+download.DownloadableFile.download_file = lambda self, dpath: (_ for _ in ()).throw(RuntimeError("download"))
+check("offline_build", lambda: (download.build(d, download.DownloadableFile("u", "f", "h"), "0.31"), os.path.isdir(d))[1])
+ev = importlib.import_module("crslab.evaluator")
+check("evaluators", lambda: ev.get_evaluator("conv", "ReDial"))
+print(json.dumps(out))
+"""
+
+
+def test_stock_crslab_is_broken_where_we_patch(tmp_path):
+    """Run the same checks on unpatched CRSLab (a fresh interpreter that never imports crslab_c2crs)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CRSLAB_DATA_ROOT": str(tmp_path), "USE_TF": "0"}
+    proc = subprocess.run([sys.executable, "-c", STOCK_CHECKS], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(results) == set(compat.PATCHES)
+    working = [name for name, ok in results.items() if ok is True]
+    assert working == [], f"stock CRSLab already works for {working}: the patch is not needed"
+
+
+def test_plugin_version():
+    assert crslab_c2crs.__version__
