@@ -15,7 +15,11 @@ compat.apply()
 relocate(resolve_data_root())
 
 # Each of these modules registers its classes into CRSLab's tables when imported.
-_PLUGIN_MODULES = ()
+_PLUGIN_MODULES = (
+    "crslab_c2crs.data.dataloader",
+    "crslab_c2crs.system.c2crs",
+    "crslab_c2crs.system.baselines",
+)
 for _name in _PLUGIN_MODULES:
     importlib.import_module(_name)
 

@@ -59,6 +59,12 @@ def parse_override(text: str) -> tuple[List[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from err
+    if isinstance(value, str):
+        # YAML 1.1 reads '5e-4' (no dot) as a string; a learning rate written so must still be a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return path, value
 
 

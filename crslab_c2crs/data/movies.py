@@ -1,0 +1,66 @@
+"""The ReDial movie table: ReDial movie id, CRSLab entity id, title and year.
+
+Written by the data builder as ``movies.json`` beside CRSLab's ReDial files (most-mentioned first) and read by
+interactive mode to link titles and to show recommendations as titles.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Tuple
+
+from crslab_c2crs.errors import MissingDataError
+
+MOVIES_FILE = "movies.json"
+TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True)
+class Movie:
+    """One ReDial movie: its ReDial id, its CRSLab entity id and its title (year may be None)."""
+
+    movie_id: int
+    entity_id: int
+    title: str
+    year: Optional[int]
+
+    @property
+    def display(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+
+def split_title(name: str) -> Tuple[str, Optional[int]]:
+    """``'Headhunter  (2009)'`` -> ``('Headhunter', 2009)``."""
+    match = TITLE_YEAR.match(name.strip())
+    if match:
+        return " ".join(match.group(1).split()), int(match.group(2))
+    return " ".join(name.split()), None
+
+
+def read_movie_csv(path: str, movie_to_entity: Dict[str, int]) -> List[Movie]:
+    """Movies of ReDial's ``movies_with_mentions.csv`` that have an entity, most-mentioned first."""
+    rows = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            entity = movie_to_entity.get(row["movieId"])
+            if entity is not None:
+                title, year = split_title(row["movieName"])
+                rows.append((-int(row.get("nbMentions") or 0), Movie(int(row["movieId"]), entity, title, year)))
+    rows.sort(key=lambda pair: (pair[0], pair[1].movie_id))
+    return [movie for _, movie in rows]
+
+
+def write_movies(dpath: str, movies: List[Movie]) -> None:
+    with open(os.path.join(dpath, MOVIES_FILE), "w", encoding="utf-8") as handle:
+        json.dump([asdict(movie) for movie in movies], handle, ensure_ascii=False)
+
+
+def load_movies(dpath: str) -> List[Movie]:
+    path = os.path.join(dpath, MOVIES_FILE)
+    if not os.path.exists(path):
+        raise MissingDataError(f"{path} is missing: rebuild the data with python -m crslab_c2crs.data build redial")
+    with open(path, encoding="utf-8") as handle:
+        return [Movie(**record) for record in json.load(handle)]

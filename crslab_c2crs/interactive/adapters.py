@@ -1,0 +1,97 @@
+"""How each model recommends and replies from a :class:`ChatSession`: one adapter per model family.
+
+Every adapter builds its batch with the model's own dataloader ``*_batchify`` from the session's sample, so the
+model sees input exactly as in training, and returns item scores over ``side_data['item_entity_ids']`` and the
+generated token ids.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import torch
+
+from crslab_c2crs.interactive.session import ChatSession
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(value, device) for value in batch)
+    return batch.to(device) if isinstance(batch, torch.Tensor) else batch
+
+
+class Adapter:
+    """Recommend and respond with a CRSLab system's model and its test dataloader."""
+
+    def __init__(self, system):
+        self.system = system
+        self.model = system.model.module if isinstance(system.model, torch.nn.DataParallel) else system.model
+        self.loader = system.test_dataloader
+        self.device = system.device
+        self.item_ids: List[int] = list(system.side_data["item_entity_ids"])
+
+    def _sample(self, session: ChatSession) -> Dict[str, Any]:
+        return session.crslab_sample()
+
+    def _rec_scores(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _generate(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _rec_batch(self, sample: Dict[str, Any]):
+        return self.loader.rec_batchify([dict(sample, item=self.item_ids[0])])
+
+    def _conv_batch(self, sample: Dict[str, Any]):
+        return self.loader.conv_batchify([sample])
+
+    @torch.no_grad()
+    def recommend(self, session: ChatSession) -> torch.Tensor:
+        """Scores (n_items,) of every item for the conversation so far."""
+        self.model.eval()
+        return self._rec_scores(_to_device(self._rec_batch(self._sample(session)), self.device))[0].cpu()
+
+    @torch.no_grad()
+    def respond(self, session: ChatSession) -> List[int]:
+        """Generated token ids of the next Recommender turn."""
+        self.model.eval()
+        return self._generate(_to_device(self._conv_batch(self._sample(session)), self.device))[0].tolist()
+
+
+class KGSFAdapter(Adapter):
+    def _rec_scores(self, batch) -> torch.Tensor:
+        return self.model.recommend(batch, "test")[2][:, self.item_ids]
+
+    def _generate(self, batch) -> torch.Tensor:
+        return self.model.converse(batch, "test")
+
+
+class KBRDAdapter(Adapter):
+    def _rec_scores(self, batch) -> torch.Tensor:
+        return self.model.recommend(batch, "test")[1][:, self.item_ids]
+
+    def _generate(self, batch) -> torch.Tensor:
+        return self.model.converse(batch, "test")
+
+
+class C2CRSAdapter(Adapter):
+    def _sample(self, session: ChatSession) -> Dict[str, Any]:
+        return self.system.interactive_sample(session)
+
+    def _rec_scores(self, batch) -> torch.Tensor:
+        return self.model.recommend(batch, "test")[1]
+
+    def _generate(self, batch) -> torch.Tensor:
+        return self.model.converse(batch, "test")[1]
+
+
+ADAPTERS = {"KGSF": KGSFAdapter, "KBRD": KBRDAdapter, "C2CRS": C2CRSAdapter}
+
+
+def adapter_for(system) -> Adapter:
+    """The adapter of ``system``'s model (by CRSLab model name)."""
+    name = system.opt["model_name"]
+    if name not in ADAPTERS:
+        raise NotImplementedError(f"interactive mode supports {sorted(ADAPTERS)}, not {name!r}")
+    return ADAPTERS[name](system)

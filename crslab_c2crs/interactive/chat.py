@@ -1,0 +1,127 @@
+"""The chat loop of interactive mode (``run_crslab.py ... -rs -i``), for C2-CRS, KGSF and KBRD.
+
+Reads one message per line from standard input (a terminal or a pipe), prints the model's reply with movie
+placeholders replaced by titles, and the top-k recommended titles. ``[RESET]`` starts a new conversation,
+``[EXIT]`` or the end of input quits. Nothing is written to the data or model folders.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from typing import IO, List, Optional
+
+from loguru import logger
+from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+import crslab.config
+from crslab_c2crs.data.movies import load_movies
+from crslab_c2crs.interactive.adapters import Adapter, adapter_for
+from crslab_c2crs.interactive.linker import MovieLinker
+from crslab_c2crs.interactive.session import ChatSession
+
+EXIT, RESET = "[EXIT]", "[RESET]"
+_detokenizer = TreebankWordDetokenizer()
+
+
+def build_session(system) -> ChatSession:
+    """A chat session over ``system``'s vocabulary and the movies and entity linker of its data folder."""
+    from crslab_c2crs.data.builder.linking import EntityLinker
+    from crslab_c2crs.data.builder.tokenize import tokenize
+
+    dpath = os.path.join(crslab.config.DATASET_PATH, "redial", system.opt["tokenize"])
+    vocab = system.vocab
+    entity_linker = EntityLinker.from_entity2id(vocab["entity2id"])
+    return ChatSession(
+        tok2ind=vocab["tok2ind"], entity2id=vocab["entity2id"], word2id=vocab.get("word2id", {}),
+        movie_linker=MovieLinker(load_movies(dpath)), tokenize=tokenize,
+        link_entities=entity_linker.link_spans, unk_token_idx=vocab["unk"])
+
+
+class Chat:
+    """One model, one conversation at a time: turns text into a reply and recommendations."""
+
+    def __init__(self, system, topk: int = 5):
+        self.adapter: Adapter = adapter_for(system)
+        self.session = build_session(system)
+        self.topk = topk
+        self.ind2tok = system.vocab["ind2tok"]
+        self.specials = {system.vocab[name] for name in ("pad", "start", "end") if name in system.vocab}
+        self.end = system.vocab["end"]
+        self.by_entity = {movie.entity_id: movie for movie in self.session.movie_linker.movies}
+        self.latencies_ms: List[float] = []
+
+    def _reply_tokens(self, ids: List[int]) -> List[str]:
+        tokens = []
+        for index in ids:
+            if index == self.end:
+                break
+            if index not in self.specials:
+                tokens.append(self.ind2tok.get(index, "__unk__"))
+        return tokens
+
+    def _display(self, tokens: List[str]) -> str:
+        words = []
+        for token in tokens:
+            movie = None
+            if token.startswith("@") and token[1:].isdigit():
+                movie = self.session.movie_linker.by_id.get(int(token[1:]))
+            words.append(movie.display if movie else token)
+        return _detokenizer.detokenize(words)
+
+    def turn(self, text: str) -> List[str]:
+        """Lines to print for one user message."""
+        started = time.perf_counter()
+        understood = self.session.add_user_turn(text)
+        if understood is None:
+            return ["(Say something about movies you like; [EXIT] quits, [RESET] starts over.)"]
+        lines = []
+        if understood.truncated:
+            lines.append(f"(Your message was long: only its last {len(understood.tokens)} words were read.)")
+        if understood.movies:
+            lines.append("Linked: " + ", ".join(movie.display for movie in understood.movies))
+        scores = self.adapter.recommend(self.session)
+        mentioned = set(self.session.context_items())
+        ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]
+        recommended = [self.by_entity[e] for e in ranked if e in self.by_entity and e not in mentioned]
+        reply = self._reply_tokens(self.adapter.respond(self.session))
+        self.session.add_system_turn(reply)
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+        lines.append("System: " + (self._display(reply) or "..."))
+        lines.append("Recommended: " + "; ".join(f"{i + 1}. {m.display}"
+                                                 for i, m in enumerate(recommended[:self.topk])))
+        return lines
+
+    def latency_summary(self) -> Optional[str]:
+        if not self.latencies_ms:
+            return None
+        return (f"{len(self.latencies_ms)} turns, median {statistics.median(self.latencies_ms):.0f} ms, "
+                f"max {max(self.latencies_ms):.0f} ms per turn")
+
+
+def chat(system, stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout, topk: Optional[int] = None) -> Chat:
+    """Run the chat loop until ``[EXIT]`` or the end of ``stdin``; return the finished :class:`Chat`."""
+    session = Chat(system, topk or system.opt.get("interact_topk", 5))
+    interactive = stdin.isatty()
+    print(f"Chatting with {system.opt['model_name']}. Type {EXIT} to quit, {RESET} to start over.", file=stdout)
+    while True:
+        if interactive:
+            print("You: ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line or line.strip() == EXIT:
+            break
+        text = line.rstrip("\n")
+        if text.strip() == RESET:
+            session.session.reset()
+            print("(New conversation.)", file=stdout)
+            continue
+        if not interactive:
+            print(f"You: {text[:200]}{'...' if len(text) > 200 else ''}", file=stdout)
+        for out in session.turn(text):
+            print(out, file=stdout, flush=True)
+    summary = session.latency_summary()
+    if summary:
+        logger.info(f"[Interactive latency: {summary}]")
+        print(f"(Latency: {summary})", file=stdout)
+    return session

@@ -1,0 +1,93 @@
+"""Link movie titles written in a user's message to ReDial movies.
+
+Users write ``@<movieId>`` (as in the data), or a title, with or without its year, in any case, with small typos.
+Titles are matched on windows of the message's tokens with rapidfuzz; the longest, best-scoring windows win and
+matches never overlap. Short titles (``Up``, ``Her``, ``It``) are common words, so a window shorter than
+``min_fuzzy_chars`` characters must match a title exactly, with the user's capitals.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from rapidfuzz import fuzz, process
+
+from crslab_c2crs.data.movies import Movie
+
+YEAR = re.compile(r"^\(?(1[89]\d\d|20\d\d)\)?$")
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@dataclass(frozen=True)
+class TitleMatch:
+    """A title found in a token list: tokens [start, end) name ``movie`` with score 0-100."""
+
+    start: int
+    end: int
+    movie: Movie
+    score: float
+
+
+class MovieLinker:
+    """Finds ReDial movies in tokenized user messages."""
+
+    def __init__(self, movies: Sequence[Movie], threshold: float = 88.0, max_window: int = 8,
+                 min_fuzzy_chars: int = 6):
+        self.movies = list(movies)
+        self.by_id: Dict[int, Movie] = {movie.movie_id: movie for movie in self.movies}
+        self.threshold = threshold
+        self.max_window = max_window
+        self.min_fuzzy_chars = min_fuzzy_chars
+        # Most-mentioned first is the input order, so ties go to the movie people talk about most.
+        self._keys = [normalise(movie.title) for movie in self.movies]
+        self._exact: Dict[str, Movie] = {}
+        for movie in self.movies:
+            self._exact.setdefault(movie.title, movie)
+
+    def _window_match(self, text: str, raw: str, year: Optional[int]) -> Optional[Tuple[Movie, float]]:
+        key = normalise(text)
+        if not key:
+            return None
+        if len(key) < self.min_fuzzy_chars:
+            movie = self._exact.get(raw)
+            return (movie, 100.0) if movie and (year is None or movie.year == year) else None
+        candidates = process.extract(key, self._keys, scorer=fuzz.ratio, score_cutoff=self.threshold, limit=5)
+        best = None
+        for _, score, index in candidates:
+            movie = self.movies[index]
+            if year is not None and movie.year is not None:
+                score += 5.0 if movie.year == year else -10.0
+            if score >= self.threshold and (best is None or score > best[1]):
+                best = (movie, score)
+        return best
+
+    def link(self, tokens: Sequence[str]) -> List[TitleMatch]:
+        """All non-overlapping movie mentions in ``tokens``: ``@id`` tokens and written titles."""
+        matches: List[TitleMatch] = []
+        taken = [False] * len(tokens)
+        for i, token in enumerate(tokens):
+            if token.startswith("@") and token[1:].isdigit() and int(token[1:]) in self.by_id:
+                matches.append(TitleMatch(i, i + 1, self.by_id[int(token[1:])], 100.0))
+                taken[i] = True
+        found: List[TitleMatch] = []
+        for start in range(len(tokens)):
+            for end in range(min(len(tokens), start + self.max_window), start, -1):
+                if any(taken[start:end]):
+                    continue
+                words = list(tokens[start:end])
+                year = None
+                if end < len(tokens) and YEAR.match(tokens[end]):
+                    year = int(YEAR.match(tokens[end]).group(1))
+                hit = self._window_match(" ".join(words), " ".join(words), year)
+                if hit:
+                    found.append(TitleMatch(start, end, hit[0], hit[1] + 0.01 * (end - start)))
+        for match in sorted(found, key=lambda m: (-(m.end - m.start), -m.score, m.start)):
+            if not any(taken[match.start:match.end]):
+                matches.append(match)
+                for k in range(match.start, match.end):
+                    taken[k] = True
+        return sorted(matches, key=lambda m: m.start)

@@ -1,0 +1,174 @@
+"""Typed, validated hyper-parameters of the C2-CRS model (Hugging Face style configuration object)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from crslab_c2crs.errors import ConfigError
+
+# CRSLab / reference spellings of our option names; both are accepted in the YAML.
+OPT_ALIASES: Mapping[str, str] = {
+    "token_emb_dim": "token_dim",
+    "kg_emb_dim": "kg_dim",
+    "coarse_loss_lambda": "coarse_lambda",
+    "token_freq_th": "token_freq_beta",
+    "coarse_weight_th": "token_freq_gamma",
+}
+
+KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+
+# Filled from CRSLab's vocab/side_data, never from the YAML.
+_DATA_FIELDS = (
+    "vocab_size",
+    "n_entity",
+    "n_relation",
+    "pad_token_idx",
+    "start_token_idx",
+    "end_token_idx",
+    "pad_entity_idx",
+)
+
+
+@dataclass
+class C2CRSConfig:
+    """Hyper-parameters of :class:`~crslab_c2crs.model.c2crs.model.C2CRSModel`.
+
+    Defaults are the paper's / reference's ReDial settings (reference notes §2.1, §1.3).
+
+    Attributes:
+        vocab_size, n_entity, n_relation: sizes of the token vocabulary and of the DBpedia KG.
+        pad_token_idx, start_token_idx, end_token_idx, pad_entity_idx: special ids.
+        token_dim: token / conversation dimension ``d_t`` (history, reviews, decoder).
+        kg_dim: KG node and contrastive projection dimension ``d_E``.
+        n_heads, n_layers, ffn_size, dropout, attention_dropout, relu_dropout: Transformer sizes, shared by
+            the history encoder, the review encoder and the decoder.
+        num_bases: R-GCN basis decomposition size.
+        kg_activation: σ of Eq. 3 after the R-GCN ("identity" reproduces the reference, which has none).
+        fast_rgcn: use the exact fast featureless R-GCN kernel instead of PyG's ``RGCNConv``.
+        temperature: τ of Eq. 5.
+        coarse_lambda: λ of Eq. 7.
+        n_positions, embeddings_scale, learn_positional_embeddings: position codes and embedding scaling.
+        response_truncate: maximum number of generated tokens at test time.
+        token_freq_beta, token_freq_gamma: β and γ of Eq. 12.
+        use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
+    """
+
+    vocab_size: int
+    n_entity: int
+    n_relation: int
+    pad_token_idx: int = 0
+    start_token_idx: int = 1
+    end_token_idx: int = 2
+    pad_entity_idx: int = 0
+    token_dim: int = 300
+    kg_dim: int = 128
+    n_heads: int = 2
+    n_layers: int = 2
+    ffn_size: int = 300
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    relu_dropout: float = 0.1
+    num_bases: int = 8
+    kg_activation: str = "relu"
+    fast_rgcn: bool = True
+    temperature: float = 0.07
+    coarse_lambda: float = 0.2
+    n_positions: int = 1024
+    embeddings_scale: bool = True
+    learn_positional_embeddings: bool = False
+    response_truncate: int = 30
+    token_freq_beta: float = 1500.0
+    token_freq_gamma: float = 0.02
+    use_history: bool = True
+    use_kg: bool = True
+    use_review: bool = True
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _validated(field.name, field.type, getattr(self, field.name)))
+        if self.token_dim % self.n_heads:
+            raise ConfigError(f"C2CRS option 'token_dim'={self.token_dim} must be divisible by n_heads={self.n_heads}")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Every config key this model reads: its tunable fields and their CRSLab/reference aliases."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in _DATA_FIELDS] + list(OPT_ALIASES)
+
+    @classmethod
+    def from_opt(cls, opt: Mapping[str, Any], vocab: Mapping[str, Any], side_data: Mapping[str, Any]) -> "C2CRSConfig":
+        """Build the config from CRSLab's option dict, vocabulary and side data.
+
+        ``opt`` may be CRSLab's ``Config`` or a plain dict; missing keys take the defaults. Our option names
+        and their CRSLab/reference aliases (:data:`OPT_ALIASES`) are both accepted.
+
+        Raises:
+            ConfigError: an option has a value of the wrong type or out of range, or an option is given under
+                two spellings with different values; the message names the option.
+        """
+        sentinel = object()
+        values: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        tunable = [f.name for f in dataclasses.fields(cls) if f.name not in _DATA_FIELDS]
+        keys = [(name, name) for name in tunable] + [(alias, name) for alias, name in OPT_ALIASES.items()]
+        for key, name in keys:
+            value = opt.get(key, sentinel)
+            if value is sentinel or value is None:
+                continue
+            if name in values and values[name] != value:
+                raise ConfigError(
+                    f"C2CRS option given twice with different values: '{source[name]}'={values[name]!r} "
+                    f"and '{key}'={value!r}"
+                )
+            values[name], source[name] = value, key
+        try:
+            entity_kg = side_data["entity_kg"]
+            data = dict(
+                vocab_size=vocab["vocab_size"],
+                n_entity=vocab["n_entity"],
+                n_relation=entity_kg["n_relation"],
+                pad_token_idx=vocab["pad"],
+                start_token_idx=vocab["start"],
+                end_token_idx=vocab["end"],
+                pad_entity_idx=vocab["pad_entity"],
+            )
+        except KeyError as err:
+            raise ConfigError(f"C2CRS needs vocab/side_data entry {err.args[0]!r}, which is missing") from err
+        try:
+            return cls(**data, **values)
+        except ConfigError as err:
+            renamed = str(err)
+            for name, key in source.items():
+                if key != name:
+                    renamed = renamed.replace(f"'{name}'", f"'{key}' (= {name})")
+            raise ConfigError(renamed) from err
+
+
+def _validated(name: str, annotation: Any, value: Any) -> Any:
+    """Check one field's type and range and return it normalised (ints given for floats become floats)."""
+    kind = annotation if isinstance(annotation, str) else annotation.__name__
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"C2CRS option '{name}' must be true or false, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"C2CRS option '{name}' must be an integer, got {value!r}")
+        minimum = 0 if name.endswith("_idx") else 1
+        if value < minimum:
+            raise ConfigError(f"C2CRS option '{name}' must be >= {minimum}, got {value!r}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"C2CRS option '{name}' must be a number, got {value!r}")
+        value = float(value)
+        if name.endswith("dropout") and not 0.0 <= value < 1.0:
+            raise ConfigError(f"C2CRS option '{name}' must be in [0, 1), got {value!r}")
+        if name in ("temperature", "token_freq_beta", "token_freq_gamma") and value <= 0.0:
+            raise ConfigError(f"C2CRS option '{name}' must be > 0, got {value!r}")
+        if name == "coarse_lambda" and value < 0.0:
+            raise ConfigError(f"C2CRS option '{name}' must be >= 0, got {value!r}")
+        return value
+    if name == "kg_activation" and value not in KG_ACTIVATIONS:
+        raise ConfigError(f"C2CRS option 'kg_activation' must be one of {KG_ACTIVATIONS}, got {value!r}")
+    return value

@@ -1,0 +1,225 @@
+"""Coarse-to-fine contrastive pre-training objectives (paper §4.2, Eq. 4-7).
+
+Both levels use the symmetric NT-Xent form of Eq. 5 with in-batch negatives: for a pair of views the units
+of both views are L2-normalised and pooled; every unit is an anchor, its positives are the units of the
+*other* view that describe the same thing (the same user at the coarse level, the same entity of the same
+user at the fine level), and its negatives are all remaining units of both views in the batch.
+
+View names are ``"history"`` (conversation: e_C / word F_j), ``"kg"`` (e_G / entity N_e) and
+``"review"`` (e_R / sentence E_k).
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Dict, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crslab_c2crs.model.c2crs.config import C2CRSConfig
+
+VIEWS = ("history", "kg", "review")
+
+
+class ProjectionHead(nn.Sequential):
+    """Linear(d, d) -> ReLU -> Linear(d, kg_dim): maps one view into the shared contrastive space."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(), nn.Linear(in_dim, out_dim))
+
+
+class ContrastiveHeads(nn.Module):
+    """The six projection heads (reference notes §2.6): one per view and level, for the enabled views only.
+
+    Attributes:
+        coarse: ``ModuleDict`` view -> head applied to e_C / e_G / e_R.
+        fine: ``ModuleDict`` view -> head applied to mention states F_j / nodes N_e / sentences E_k.
+    """
+
+    def __init__(self, config: C2CRSConfig) -> None:
+        super().__init__()
+        in_dims = {"history": config.token_dim, "kg": config.kg_dim, "review": config.token_dim}
+        enabled = {"history": config.use_history, "kg": config.use_kg, "review": config.use_review}
+        views = [view for view in VIEWS if enabled[view]]
+        self.coarse = nn.ModuleDict({view: ProjectionHead(in_dims[view], config.kg_dim) for view in views})
+        self.fine = nn.ModuleDict({view: ProjectionHead(in_dims[view], config.kg_dim) for view in views})
+
+
+def _zero_loss(*tensors: Tensor) -> Tensor:
+    """A zero that stays connected to the inputs, so callers can always ``backward()``."""
+    return sum((t.sum() * 0.0 for t in tensors), torch.zeros((), device=tensors[0].device))
+
+
+def info_nce(x: Tensor, y: Tensor, temperature: float) -> Tensor:
+    """Symmetric NT-Xent (SimCLR) loss of Eq. 5 between two aligned views.
+
+    Args:
+        x, y: ``(n, dim)``; row i of ``x`` and row i of ``y`` are the positive pair.
+        temperature: τ.
+
+    Returns:
+        Scalar: mean over the ``2n`` anchors of ``-log softmax`` of the positive among all other ``2n - 1``
+        rows (the positive and the ``2n - 2`` negatives from both views). Zero when ``n == 0``.
+    """
+    n = x.shape[0]
+    if n == 0:
+        return _zero_loss(x, y)
+    z = F.normalize(torch.cat([x, y]), dim=-1)
+    logits = (z @ z.t()) / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, target)
+
+
+def keyed_info_nce(x: Tensor, y: Tensor, key_x: Tensor, key_y: Tensor, temperature: float) -> Tensor:
+    """Multi-positive NT-Xent between two views whose units are matched by key.
+
+    For an anchor in one view its positives are the units of the *other* view with the same key; units of
+    its own view with the same key are semantically the same and are left out of the softmax (they would
+    be false negatives); every unit with a different key, in either view, is a negative. Anchors without a
+    positive do not contribute. Per anchor the loss averages ``-log softmax`` over its positives
+    (SupCon "out" form), so with unique keys this equals :func:`info_nce`.
+
+    Args:
+        x: ``(n_x, dim)``, y: ``(n_y, dim)`` unit representations.
+        key_x: ``(n_x,)``, key_y: ``(n_y,)`` integer keys.
+        temperature: τ.
+
+    Returns:
+        Scalar mean over anchors with at least one positive; zero if there are none.
+    """
+    z = F.normalize(torch.cat([x, y]), dim=-1)
+    key = torch.cat([key_x, key_y])
+    view = torch.cat([key_x.new_zeros(key_x.shape), key_y.new_ones(key_y.shape)])
+    same_key = key[:, None] == key[None, :]
+    same_view = view[:, None] == view[None, :]
+    positive = same_key & ~same_view
+    candidate = ~(same_key & same_view)
+    n_positive = positive.sum(dim=1)
+    anchor = n_positive > 0
+    if not bool(anchor.any()):
+        return _zero_loss(x, y)
+    # only anchor rows: a row without candidates would give logsumexp(-inf) and NaN gradients
+    positive, candidate = positive[anchor], candidate[anchor]
+    logits = (z[anchor] @ z.t()) / temperature
+    log_prob = logits - torch.logsumexp(logits.masked_fill(~candidate, float("-inf")), dim=1, keepdim=True)
+    positive_log_prob = log_prob.masked_fill(~positive, 0.0).sum(dim=1)
+    return -(positive_log_prob / n_positive[anchor]).mean()
+
+
+def coarse_loss(
+    e_C: Optional[Tensor],
+    e_G: Optional[Tensor],
+    e_R: Optional[Tensor],
+    heads: nn.ModuleDict,
+    temperature: float,
+    valid_C: Optional[Tensor] = None,
+    valid_G: Optional[Tensor] = None,
+    valid_R: Optional[Tensor] = None,
+) -> tuple[Tensor, Dict[str, Tensor]]:
+    """Coarse-grained loss, Eq. 4: the SUM of :func:`info_nce` over the pairs of enabled user views.
+
+    A sample without KG entities (or without reviews) has a constant e_G (e_R): using it would make all such
+    samples false negatives of each other and a meaningless positive, so those rows are dropped from the
+    pairs involving that view.
+
+    Args:
+        e_C: ``(batch, token_dim)`` history view, or None when the view is disabled; likewise
+            e_G ``(batch, kg_dim)`` and e_R ``(batch, token_dim)``.
+        heads: ``ContrastiveHeads.coarse``.
+        temperature: τ.
+        valid_C, valid_G, valid_R: ``(batch,)`` BoolTensors, True where the sample has data for that view
+            (None: all rows valid).
+
+    Returns:
+        The loss and the per-pair terms keyed ``"history-kg"`` etc.
+    """
+    views = {
+        name: (rep, valid)
+        for name, rep, valid in (("history", e_C, valid_C), ("kg", e_G, valid_G), ("review", e_R, valid_R))
+        if rep is not None
+    }
+    if not views:
+        raise ValueError("coarse_loss needs at least one enabled view")
+    terms: Dict[str, Tensor] = {}
+    for a, b in combinations(views, 2):
+        (x, valid_x), (y, valid_y) = views[a], views[b]
+        rows = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        for valid in (valid_x, valid_y):
+            if valid is not None:
+                rows = rows & valid
+        terms[f"{a}-{b}"] = info_nce(heads[a](x[rows]), heads[b](y[rows]), temperature)
+    reps = [rep for rep, _ in views.values()]
+    total = sum(terms.values(), _zero_loss(*reps))
+    return total, terms
+
+
+class FineUnits(NamedTuple):
+    """Fine-grained semantic units of one view.
+
+    Attributes:
+        reps: ``(n_units, dim)`` unprojected representations (F_j mention states, N_e nodes or E_k sentences).
+        keys: ``(n_units,)`` ``row * n_entity + entity``: which entity of which sample the unit is about.
+    """
+
+    reps: Tensor
+    keys: Tensor
+
+
+def fine_loss(
+    word: Optional[FineUnits],
+    entity: Optional[FineUnits],
+    sentence: Optional[FineUnits],
+    heads: nn.ModuleDict,
+    temperature: float,
+) -> tuple[Tensor, Dict[str, Tensor]]:
+    """Fine-grained loss, Eq. 6: the SUM of :func:`keyed_info_nce` over the pairs of enabled unit views.
+
+    Word-entity-sentence triples are the units with the same key (the same entity in the same sample);
+    negatives are all other units of the batch, from the same and from other samples. An empty view, or a
+    pair without any matching units, contributes zero.
+
+    Args:
+        word, entity, sentence: the units of each view, or None when the view is disabled.
+        heads: ``ContrastiveHeads.fine``.
+        temperature: τ.
+
+    Returns:
+        The loss and the per-pair terms keyed ``"history-kg"`` etc. (view names as in :data:`VIEWS`).
+    """
+    views = {
+        name: units
+        for name, units in (("history", word), ("kg", entity), ("review", sentence))
+        if units is not None
+    }
+    if not views:
+        raise ValueError("fine_loss needs at least one enabled view")
+    terms: Dict[str, Tensor] = {}
+    for a, b in combinations(views, 2):
+        terms[f"{a}-{b}"] = keyed_info_nce(
+            heads[a](views[a].reps), heads[b](views[b].reps), views[a].keys, views[b].keys, temperature
+        )
+    total = sum(terms.values(), _zero_loss(*(units.reps for units in views.values())))
+    return total, terms
+
+
+def entity_units(
+    mention_row: Tensor,
+    mention_entity: Tensor,
+    review_row: Tensor,
+    review_entity: Tensor,
+    n_entity: int,
+) -> tuple[Tensor, Tensor]:
+    """The KG-view units: each distinct (sample, entity) that is mentioned in the context or has a review.
+
+    Args:
+        mention_row, mention_entity: ``(n_mentions,)``; review_row, review_entity: ``(n_reviews,)``.
+            Pass empty tensors for a disabled view.
+        n_entity: number of KG entities (key radix).
+
+    Returns:
+        keys ``(n_units,)`` (sorted, unique) and their entity ids ``(n_units,)``.
+    """
+    keys = torch.unique(torch.cat([mention_row * n_entity + mention_entity, review_row * n_entity + review_entity]))
+    return keys, keys % n_entity

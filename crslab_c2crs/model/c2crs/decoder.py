@@ -1,0 +1,287 @@
+"""Response generation module (paper §4.3.2, Eq. 10-12): knowledge- and review-aware Transformer decoder with a
+KGSF-style copy mechanism and the instance-weighted cross-entropy loss."""
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crslab_c2crs.model.c2crs.config import C2CRSConfig
+from crslab_c2crs.model.c2crs.transformer import AttentionCache, FeedForward, MultiHeadAttention, TokenPositionEmbedding
+
+LayerCache = Dict[str, AttentionCache]
+MEMORIES = ("history", "kg", "review")
+
+
+def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: float, gamma: float) -> Tensor:
+    """Instance weights α of Eq. 12: ``max(γ, β / f_w)`` if ``f_w >= β`` else 1.
+
+    Args:
+        token_freq: count of every token id in the training responses (shorter lists mean count 0 for the
+            remaining ids), or None for uniform weights.
+        vocab_size: number of token ids.
+        beta, gamma: β and γ.
+
+    Returns:
+        ``(vocab_size,)`` float weights.
+    """
+    if token_freq is None:
+        return torch.ones(vocab_size)
+    freq = torch.as_tensor(list(token_freq), dtype=torch.float64)
+    if freq.numel() > vocab_size:
+        raise ValueError(f"side_data['token_freq'] has {freq.numel()} entries for a vocabulary of {vocab_size}")
+    freq = torch.cat([freq, freq.new_zeros(vocab_size - freq.numel())])
+    frequent = freq >= beta
+    alpha = torch.ones(vocab_size, dtype=torch.float64)
+    alpha[frequent] = torch.clamp(beta / freq[frequent], min=gamma)
+    return alpha.float()
+
+
+def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int) -> Tensor:
+    """Instance-weighted generation loss: ``Σ α(w) · (−log P(w)) / #non-pad targets``.
+
+    The paper's Eq. 11 writes ``−log(α · P)``, whose gradient ignores α; we weight the negative
+    log-likelihood, which is what the reference computes and what makes α matter.
+
+    Args:
+        logits: ``(batch, seq_len, vocab_size)``.
+        target: ``(batch, seq_len)`` token ids; pad targets are excluded.
+        alpha: ``(vocab_size,)`` weights.
+        pad_token_idx: the pad id.
+
+    Returns:
+        Scalar loss (zero if every target is padding).
+    """
+    log_prob = F.log_softmax(logits.float(), dim=-1)
+    nll = -log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    real = target.ne(pad_token_idx)
+    weight = alpha[target] * real.to(nll.dtype)
+    return (weight * nll).sum() / real.sum().clamp(min=1)
+
+
+class DecoderMemory(NamedTuple):
+    """Everything the decoder attends to, computed once per batch.
+
+    Attributes:
+        history, history_pad_mask: F ``(batch, seq_len, token_dim)`` and its pad mask, or None (w/o CH).
+        kg, kg_pad_mask: context-entity node representations projected to ``token_dim``
+            ``(batch, n_context_entities, token_dim)`` and pad mask, or None (w/o SD).
+        review, review_pad_mask: the sample's review sentence representations E, projected,
+            ``(batch, n_max, token_dim)`` and pad mask, or None (w/o UD).
+        copy_user: projected user representations feeding the copy mechanism
+            ``(batch, n_user_views * token_dim)`` (KG e_G and/or review e_R; width 0 if both are disabled).
+    """
+
+    history: Optional[Tensor]
+    history_pad_mask: Optional[Tensor]
+    kg: Optional[Tensor]
+    kg_pad_mask: Optional[Tensor]
+    review: Optional[Tensor]
+    review_pad_mask: Optional[Tensor]
+    copy_user: Tensor
+
+    def get(self, name: str) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        return getattr(self, name), getattr(self, f"{name}_pad_mask")
+
+    def batch_size(self) -> int:
+        return self.copy_user.shape[0]
+
+
+class DecoderLayer(nn.Module):
+    """Decoder layer of Eq. 10, post-norm residual blocks in the paper's chain: causal self-attention ->
+    conversation history -> knowledge graph -> reviews -> FFN. Blocks of disabled views are not built."""
+
+    def __init__(self, config: C2CRSConfig) -> None:
+        super().__init__()
+        dim = config.token_dim
+        enabled = {"history": config.use_history, "kg": config.use_kg, "review": config.use_review}
+        self.memories = [name for name in MEMORIES if enabled[name]]
+        self.self_attention = MultiHeadAttention(dim, config.n_heads, config.attention_dropout)
+        self.self_norm = nn.LayerNorm(dim)
+        self.cross_attention = nn.ModuleDict(
+            {name: MultiHeadAttention(dim, config.n_heads, config.attention_dropout) for name in self.memories}
+        )
+        self.cross_norm = nn.ModuleDict({name: nn.LayerNorm(dim) for name in self.memories})
+        self.ffn = FeedForward(dim, config.ffn_size, config.relu_dropout)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, memory: DecoderMemory, cache: Optional[LayerCache] = None) -> Tensor:
+        """``x``: ``(batch, new_len, token_dim)``; with ``cache`` the earlier positions' keys/values are reused."""
+        self_cache = None if cache is None else cache.setdefault("self", {})
+        attention = self.self_attention(x, x, causal=True, cache=self_cache)
+        x = self.self_norm(x + self.dropout(attention))
+        for name in self.memories:
+            states, pad_mask = memory.get(name)
+            attention = self.cross_attention[name](
+                x,
+                states,
+                key_pad_mask=pad_mask,
+                cache=None if cache is None else cache.setdefault(name, {}),
+                static_memory=True,
+            )
+            x = self.cross_norm[name](x + self.dropout(attention))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+class C2CRSDecoder(nn.Module):
+    """Transformer decoder with KG and review memories, tied output projection and copy mechanism.
+
+    Logits follow KGSF (CRSLab's ``KGSFModel._decode_forced_with_kg``)::
+
+        gen  = h_t · Embᵀ                                   (output projection tied to the token embedding)
+        copy = W_o · W_c [h_t; W_g e_G; W_r e_R]  ⊙ copy_mask   (zero outside the copyable tokens)
+        logits = gen + copy
+
+    Args:
+        config: model configuration (ablation flags decide which memories and user views exist).
+        token_embedding: the shared token embedding ``(vocab_size, token_dim)``.
+        copy_mask: BoolTensor ``(vocab_size,)`` of the tokens the copy term may boost (KG / review words);
+            None means every token is copyable.
+    """
+
+    def __init__(self, config: C2CRSConfig, token_embedding: nn.Embedding, copy_mask: Optional[Tensor]) -> None:
+        super().__init__()
+        dim = config.token_dim
+        self.start_token_idx = config.start_token_idx
+        self.end_token_idx = config.end_token_idx
+        self.pad_token_idx = config.pad_token_idx
+        self.use_history = config.use_history
+        self.token_embedding = token_embedding
+        self.embed = TokenPositionEmbedding(
+            token_embedding,
+            config.n_positions,
+            config.dropout,
+            config.embeddings_scale,
+            config.learn_positional_embeddings,
+        )
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
+        self.kg_memory_proj = nn.Linear(config.kg_dim, dim) if config.use_kg else None
+        self.review_memory_proj = nn.Linear(dim, dim) if config.use_review else None
+        self.kg_user_proj = nn.Linear(config.kg_dim, dim) if config.use_kg else None
+        self.review_user_proj = nn.Linear(dim, dim) if config.use_review else None
+        n_user_views = int(config.use_kg) + int(config.use_review)
+        self.copy_fusion = nn.Linear(dim * (1 + n_user_views), dim)
+        self.copy_output = nn.Linear(dim, config.vocab_size)
+        if copy_mask is None:
+            copy_mask = torch.ones(config.vocab_size, dtype=torch.bool)
+        copy_mask = torch.as_tensor(copy_mask, dtype=torch.bool)
+        if copy_mask.shape != (config.vocab_size,):
+            raise ValueError(f"copy_mask must have shape ({config.vocab_size},), got {tuple(copy_mask.shape)}")
+        self.register_buffer("copy_mask", copy_mask, persistent=False)
+
+    def build_memory(
+        self,
+        batch_size: int,
+        history: Optional[tuple[Tensor, Tensor]],
+        kg: Optional[tuple[Tensor, Tensor, Tensor]],
+        review: Optional[tuple[Tensor, Tensor, Tensor]],
+    ) -> DecoderMemory:
+        """Project the encoders' outputs into decoder memories (once per batch).
+
+        Args:
+            batch_size: ``B``.
+            history: (F ``(B, seq_len, token_dim)``, pad mask ``(B, seq_len)``) or None.
+            kg: (context-entity states ``(B, n_e, kg_dim)``, pad mask ``(B, n_e)``, e_G ``(B, kg_dim)``) or None.
+            review: (packed E ``(B, n_r, token_dim)``, pad mask ``(B, n_r)``, e_R ``(B, token_dim)``) or None.
+
+        Each argument must be given exactly when its view is enabled in the config.
+        """
+        user: List[Tensor] = []
+        kg_states = kg_pad = review_states = review_pad = None
+        if (kg is not None) != (self.kg_memory_proj is not None):
+            raise ValueError("the KG memory must be given exactly when use_kg is on")
+        if (review is not None) != (self.review_memory_proj is not None):
+            raise ValueError("the review memory must be given exactly when use_review is on")
+        if (history is not None) != self.use_history:
+            raise ValueError("the history memory must be given exactly when use_history is on")
+        if kg is not None:
+            kg_states, kg_pad, kg_user = kg
+            kg_states = self.kg_memory_proj(kg_states)
+            user.append(self.kg_user_proj(kg_user))
+        if review is not None:
+            review_states, review_pad, review_user = review
+            review_states = self.review_memory_proj(review_states)
+            user.append(self.review_user_proj(review_user))
+        device = self.copy_output.weight.device
+        copy_user = torch.cat(user, dim=-1) if user else torch.zeros(batch_size, 0, device=device)
+        history_states, history_pad = history if history is not None else (None, None)
+        return DecoderMemory(history_states, history_pad, kg_states, kg_pad, review_states, review_pad, copy_user)
+
+    def forward(
+        self,
+        inputs: Tensor,
+        memory: DecoderMemory,
+        cache: Optional[List[LayerCache]] = None,
+        position_offset: int = 0,
+    ) -> Tensor:
+        """Decoder states R^L of Eq. 10.
+
+        Args:
+            inputs: ``(batch, new_len)`` token ids (right-padded responses; padding only follows END).
+            memory: from :meth:`build_memory`.
+            cache: one dict per layer, filled in place, for incremental decoding; then ``inputs`` holds only
+                the new tokens and ``position_offset`` the number already decoded.
+            position_offset: position of ``inputs[:, 0]``.
+
+        Returns:
+            ``(batch, new_len, token_dim)``.
+        """
+        if position_offset + inputs.shape[1] > self.embed.n_positions:
+            raise ValueError(f"decoding past n_positions={self.embed.n_positions}; raise n_positions")
+        positions = torch.arange(inputs.shape[1], device=inputs.device) + position_offset
+        x = self.embed(inputs, positions.unsqueeze(0).expand_as(inputs))
+        for index, layer in enumerate(self.layers):
+            x = layer(x, memory, None if cache is None else cache[index])
+        return x
+
+    def output_logits(self, hidden: Tensor, memory: DecoderMemory) -> Tensor:
+        """Generation + copy logits ``(batch, seq_len, vocab_size)`` from decoder states ``(batch, seq_len, dim)``."""
+        user = memory.copy_user.unsqueeze(1).expand(-1, hidden.shape[1], -1)
+        copy_latent = self.copy_fusion(torch.cat([hidden, user], dim=-1))
+        copy_logits = self.copy_output(copy_latent) * self.copy_mask.to(hidden.dtype)
+        gen_logits = F.linear(hidden, self.token_embedding.weight)
+        return gen_logits + copy_logits
+
+    def forced(self, response: Tensor, memory: DecoderMemory) -> Tensor:
+        """Teacher forcing: logits ``(batch, len - 1, vocab_size)`` for targets ``response[:, 1:]``.
+
+        ``response`` is ``[START] tokens [END]`` right-padded, so the input ``response[:, :-1]`` starts with
+        START and START itself is never a target.
+        """
+        return self.output_logits(self(response[:, :-1], memory), memory)
+
+    @torch.no_grad()
+    def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True) -> Tensor:
+        """Greedy decoding until every row has emitted END or ``max_len`` tokens were generated.
+
+        Args:
+            memory: from :meth:`build_memory`.
+            max_len: most tokens to generate.
+            use_cache: decode incrementally, caching self-attention keys/values per layer and the memories'
+                keys/values; False recomputes the whole prefix every step (same result, slower).
+
+        Returns:
+            ``(batch, ≤ max_len)`` generated ids without the leading START; after a row's END the rest of the
+            row is padding.
+        """
+        batch_size = memory.batch_size()
+        device = self.copy_output.weight.device
+        tokens = torch.full((batch_size, 1), self.start_token_idx, dtype=torch.long, device=device)
+        finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        cache: Optional[List[LayerCache]] = [{} for _ in self.layers] if use_cache else None
+        for step in range(max_len):
+            if cache is not None:
+                hidden = self(tokens[:, -1:], memory, cache, position_offset=step)
+            else:
+                hidden = self(tokens, memory)
+            next_token = self.output_logits(hidden[:, -1:], memory).argmax(dim=-1).squeeze(1)
+            next_token = next_token.masked_fill(finished, self.pad_token_idx)
+            tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)
+            finished = finished | next_token.eq(self.end_token_idx)
+            if bool(finished.all()):
+                break
+        return tokens[:, 1:]
+

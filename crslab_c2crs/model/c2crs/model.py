@@ -1,0 +1,306 @@
+"""C2-CRS as a CRSLab 0.1.2 model: encoders, contrastive pre-training, recommender and decoder wired together.
+
+Stages (``forward(batch, stage, mode)``) and their losses:
+
+- ``pretrain_coarse``: L_coarse (Eq. 4).
+- ``pretrain_fine``: L_fine + λ·L_coarse (Eq. 7).
+- ``pretrain_multitask``: L_fine + λ·L_coarse + L_rec, plus L_gen when the batch carries ``response``
+  (Table 4 "Multi-task": the pre-training objectives optimised jointly with the task loss instead of before it).
+- ``rec``: L_rec (Eq. 9), cross-entropy of the softmax over items.
+- ``conv``: the instance-weighted generation loss (Eq. 11-12); greedy generation in test mode.
+
+The batch contract (all tensors on the model's device) is documented in :meth:`C2CRSModel.forward`.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from crslab.model.base import BaseModel
+from torch import Tensor, nn
+
+from crslab_c2crs.model.c2crs.config import C2CRSConfig
+from crslab_c2crs.model.c2crs.contrastive import ContrastiveHeads, FineUnits, coarse_loss, entity_units, fine_loss
+from crslab_c2crs.model.c2crs.decoder import C2CRSDecoder, DecoderMemory, token_weights, weighted_nll
+from crslab_c2crs.model.c2crs.encoders import (
+    HistoryEncoder,
+    HistoryEncoding,
+    KGEncoder,
+    KGEncoding,
+    ReviewEncoder,
+    ReviewEncoding,
+    mention_representations,
+)
+from crslab_c2crs.model.c2crs.recommender import Recommender
+
+Batch = Mapping[str, Tensor]
+PRETRAIN_LEVELS = ("coarse", "fine", "multitask")
+STAGES = ("pretrain_coarse", "pretrain_fine", "pretrain_multitask", "rec", "conv")
+MODES = ("train", "valid", "test")
+
+
+class Encodings(NamedTuple):
+    """The views encoded for one batch; a view is None when disabled or not needed by the stage."""
+
+    history: Optional[HistoryEncoding]
+    nodes: Optional[Tensor]
+    kg: Optional[KGEncoding]
+    review: Optional[ReviewEncoding]
+
+
+def init_token_embedding(
+    vocab_size: int, dim: int, pad_token_idx: int, pretrained: Optional[Sequence[Sequence[float]]] = None
+) -> nn.Embedding:
+    """The token embedding shared by both text encoders and the decoder (input and tied output).
+
+    Initialised N(0, dim^-1/2) with a zero pad row (the reference used ``kg_dim`` here by mistake), or from
+    ``pretrained`` word vectors ``(vocab_size, dim)`` when the dataset provides ``side_data['embedding']``.
+    """
+    if pretrained is not None:
+        weight = torch.as_tensor(pretrained, dtype=torch.float)
+        if weight.shape != (vocab_size, dim):
+            raise ValueError(f"pretrained embedding has shape {tuple(weight.shape)}, expected ({vocab_size}, {dim})")
+        return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=pad_token_idx)
+    embedding = nn.Embedding(vocab_size, dim, padding_idx=pad_token_idx)
+    nn.init.normal_(embedding.weight, mean=0.0, std=dim**-0.5)
+    with torch.no_grad():
+        embedding.weight[pad_token_idx].zero_()
+    return embedding
+
+
+class C2CRSModel(BaseModel):
+    """C2-CRS (Zhou et al., WSDM 2022) for CRSLab.
+
+    Args:
+        opt: CRSLab options (see :meth:`C2CRSConfig.from_opt` for the keys read).
+        device: where the model lives.
+        vocab: CRSLab vocabulary dict (``vocab_size``, ``n_entity``, ``pad``, ``start``, ``end``, ``pad_entity``).
+        side_data: ``entity_kg`` (``edge`` list of (head, tail, relation), ``n_relation``),
+            ``item_entity_ids``; optional ``token_freq`` (per-token-id counts over training responses; without
+            it every α is 1), ``copy_mask`` (bool per token id; without it every token is copyable) and
+            ``embedding`` (pretrained word vectors).
+    """
+
+    def __init__(
+        self, opt: Mapping[str, Any], device: torch.device, vocab: Mapping[str, Any], side_data: Mapping[str, Any]
+    ) -> None:
+        self.config = C2CRSConfig.from_opt(opt, vocab, side_data)
+        self.side_data = side_data
+        super().__init__(opt, device)
+        del self.side_data  # only needed while building; the tensors now live in buffers
+        self.to(device)
+
+    def build_model(self) -> None:
+        config, side_data = self.config, self.side_data
+        edges = torch.as_tensor(side_data["entity_kg"]["edge"], dtype=torch.long).reshape(-1, 3)
+        self.token_embedding = init_token_embedding(
+            config.vocab_size, config.token_dim, config.pad_token_idx, side_data.get("embedding")
+        )
+        self.history_encoder = HistoryEncoder(config, self.token_embedding) if config.use_history else None
+        # built even without use_kg: the recommender (Eq. 8) is KG-based in every ablation
+        self.kg_encoder = KGEncoder(config, edges[:, :2].t(), edges[:, 2])
+        self.review_encoder = ReviewEncoder(config, self.token_embedding) if config.use_review else None
+        self.heads = ContrastiveHeads(config)
+        self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity)
+        self.decoder = C2CRSDecoder(config, self.token_embedding, side_data.get("copy_mask"))
+        alpha = token_weights(
+            side_data.get("token_freq"), config.vocab_size, config.token_freq_beta, config.token_freq_gamma
+        )
+        self.register_buffer("token_alpha", alpha, persistent=False)
+        self._kg_cache: Optional[Tuple[tuple, Tensor]] = None
+
+    # ------------------------------------------------------------------ KG node matrix
+
+    def encode_kg(self) -> Tensor:
+        """Node matrix N ``(n_entity, kg_dim)`` from the full-graph R-GCN.
+
+        In training mode it is recomputed on every call (each stage method calls it once per step). In eval
+        mode it is cached across batches and recomputed only when a KG-encoder parameter changed (tracked by
+        the parameters' storage and in-place version counters, which optimiser steps and ``load_state_dict``
+        bump) or after :meth:`kg_cache_clear`.
+        """
+        if self.training:
+            return self.kg_encoder.encode_graph()
+        key = (torch.is_grad_enabled(),) + tuple(
+            (p.data_ptr(), p._version, p.device) for p in self.kg_encoder.parameters()
+        )
+        if self._kg_cache is None or self._kg_cache[0] != key:
+            self._kg_cache = (key, self.kg_encoder.encode_graph())
+        return self._kg_cache[1]
+
+    def kg_cache_clear(self) -> None:
+        """Drop the cached node matrix (e.g. after an optimiser step done without in-place updates)."""
+        self._kg_cache = None
+
+    def train(self, mode: bool = True) -> "C2CRSModel":
+        self.kg_cache_clear()
+        return super().train(mode)
+
+    # ------------------------------------------------------------------ shared encoding
+
+    def _encode(self, batch: Batch, history: bool, kg: bool, review: bool) -> Encodings:
+        batch_size = batch["context_entities"].shape[0]
+        nodes = self.encode_kg() if kg else None
+        return Encodings(
+            history=self.history_encoder(batch["context"]) if history else None,
+            nodes=nodes,
+            kg=self.kg_encoder(batch["context_entities"], nodes) if kg else None,
+            review=self.review_encoder(batch["review"], batch["review_row"], batch_size) if review else None,
+        )
+
+    def _fine_units(
+        self, batch: Batch, enc: Encodings
+    ) -> Tuple[Optional[FineUnits], Optional[FineUnits], Optional[FineUnits]]:
+        """Word (mention), entity (node) and sentence (review) units keyed by ``row * n_entity + entity``.
+
+        A view is None when disabled; the KG units are the (sample, entity) pairs seen by the enabled word and
+        sentence views, so every KG unit can have a partner.
+        """
+        n_entity = self.config.n_entity
+        empty = batch["mention_row"].new_zeros(0)
+        word = sentence = entity = None
+        mention_row, mention_entity = empty, empty
+        review_row, review_entity = empty, empty
+        if enc.history is not None:
+            mention_row, mention_entity = batch["mention_row"], batch["mention_entity"]
+            reps = mention_representations(
+                enc.history.states, mention_row, batch["mention_start"], batch["mention_end"]
+            )
+            word = FineUnits(reps, mention_row * n_entity + mention_entity)
+        if enc.review is not None:
+            valid = enc.review.sentence_valid
+            review_row, review_entity = batch["review_row"][valid], batch["review_entity"][valid]
+            sentence = FineUnits(enc.review.sentences[valid], review_row * n_entity + review_entity)
+        if self.config.use_kg:
+            keys, entities = entity_units(mention_row, mention_entity, review_row, review_entity, n_entity)
+            entity = FineUnits(enc.nodes[entities], keys)
+        return word, entity, sentence
+
+    def _decoder_memory(self, enc: Encodings, batch_size: int) -> DecoderMemory:
+        history = (enc.history.states, enc.history.pad_mask) if enc.history is not None else None
+        kg = (enc.kg.entity_states, enc.kg.entity_pad_mask, enc.kg.pooled) if self.config.use_kg else None
+        review = (
+            (enc.review.packed, enc.review.packed_pad_mask, enc.review.pooled) if enc.review is not None else None
+        )
+        return self.decoder.build_memory(batch_size, history, kg, review)
+
+    def _conv_memory(self, batch: Batch) -> DecoderMemory:
+        config = self.config
+        enc = self._encode(batch, config.use_history, config.use_kg, config.use_review)
+        return self._decoder_memory(enc, batch["context_entities"].shape[0])
+
+    def _generation_loss(self, response: Tensor, memory: DecoderMemory) -> Tuple[Tensor, Tensor]:
+        logits = self.decoder.forced(response, memory)
+        return weighted_nll(logits, response[:, 1:], self.token_alpha, self.config.pad_token_idx), logits
+
+    # ------------------------------------------------------------------ stages
+
+    def pretrain(self, batch: Batch, level: str) -> Tuple[Tensor, Dict[str, float]]:
+        """Contrastive pre-training step.
+
+        Args:
+            batch: needs ``context``, ``context_entities``, the ``mention_*`` and ``review*`` tensors; ``item``
+                for ``multitask`` (and ``response`` to add the generation loss there).
+            level: ``"coarse"`` (L_coarse), ``"fine"`` (L_fine + λ·L_coarse) or ``"multitask"``
+                (L_fine + λ·L_coarse + L_rec [+ L_gen]).
+
+        Returns:
+            The loss and its components as floats (``loss``, ``coarse_loss``, ``coarse/<view>-<view>``, ...).
+        """
+        if level not in PRETRAIN_LEVELS:
+            raise ValueError(f"pretrain level must be one of {PRETRAIN_LEVELS}, got {level!r}")
+        config = self.config
+        multitask = level == "multitask"
+        enc = self._encode(batch, config.use_history, config.use_kg or multitask, config.use_review)
+        coarse, coarse_terms = coarse_loss(
+            enc.history.pooled if enc.history is not None else None,
+            enc.kg.pooled if config.use_kg else None,
+            enc.review.pooled if enc.review is not None else None,
+            self.heads.coarse,
+            config.temperature,
+            valid_C=enc.history.valid if enc.history is not None else None,
+            valid_G=enc.kg.valid if config.use_kg else None,
+            valid_R=enc.review.valid if enc.review is not None else None,
+        )
+        parts: Dict[str, Tensor] = {"coarse_loss": coarse}
+        parts.update({f"coarse/{pair}": term for pair, term in coarse_terms.items()})
+        loss = coarse
+        if level in ("fine", "multitask"):
+            fine, fine_terms = fine_loss(*self._fine_units(batch, enc), self.heads.fine, config.temperature)
+            parts["fine_loss"] = fine
+            parts.update({f"fine/{pair}": term for pair, term in fine_terms.items()})
+            loss = fine + config.coarse_lambda * coarse
+        if multitask:
+            scores = self.recommender(enc.kg.pooled, enc.nodes)
+            parts["rec_loss"] = self.recommender.loss(scores, batch["item"])
+            loss = loss + parts["rec_loss"]
+            if "response" in batch:
+                memory = self._decoder_memory(enc, batch["context_entities"].shape[0])
+                parts["gen_loss"], _ = self._generation_loss(batch["response"], memory)
+                loss = loss + parts["gen_loss"]
+        parts["loss"] = loss
+        return loss, {name: float(value.detach()) for name, value in parts.items()}
+
+    def recommend(self, batch: Batch, mode: str) -> Tuple[Tensor, Tensor]:
+        """Recommendation (Eq. 8-9).
+
+        Args:
+            batch: needs ``context_entities`` and ``item`` (target entity ids).
+            mode: ``train``, ``valid`` or ``test`` (the computation is the same).
+
+        Returns:
+            Mean cross-entropy over items and scores ``(batch, n_items)``; column j is the item
+            ``recommender.item_entity_ids[j]`` (``recommender.item_index`` maps entity ids to columns).
+        """
+        _check_mode(mode)
+        nodes = self.encode_kg()
+        scores = self.recommender(self.kg_encoder(batch["context_entities"], nodes).pooled, nodes)
+        return self.recommender.loss(scores, batch["item"]), scores
+
+    def converse(self, batch: Batch, mode: str) -> Tuple[Optional[Tensor], Tensor]:
+        """Response generation (Eq. 10-12).
+
+        Args:
+            batch: needs ``context``, ``context_entities``, ``review``, ``review_row`` and (train/valid)
+                ``response``.
+            mode: ``train``/``valid``: teacher forcing; ``test``: greedy decoding.
+
+        Returns:
+            train/valid: the weighted loss and the argmax predictions ``(batch, response_len - 1)`` aligned with
+            ``response[:, 1:]``; test: None and generated ids ``(batch, ≤ response_truncate)`` without START.
+        """
+        _check_mode(mode)
+        if mode == "test":
+            with torch.no_grad():
+                return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate)
+        loss, logits = self._generation_loss(batch["response"], self._conv_memory(batch))
+        return loss, logits.argmax(dim=-1)
+
+    def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:
+        """Dispatch to a stage, so the model also works wrapped in ``DataParallel`` (which hides methods).
+
+        The batch contract (any of M mentions or R reviews may be 0):
+
+        - ``context`` ``(B, Lc)`` context tokens padded with 0; ``context_entities`` ``(B, Le)`` padded with 0.
+        - ``mention_row``, ``mention_start``, ``mention_end``, ``mention_entity`` ``(M,)``: entity mentions in
+          ``context`` as batch row, token span ``[start, end)`` and entity id.
+        - ``review`` ``(R, Lr)`` review sentence tokens padded with 0; ``review_row``, ``review_entity`` ``(R,)``.
+        - ``item`` ``(B,)`` target movie entity id (pretrain/rec); ``response`` ``(B, L)`` START ... END (conv).
+
+        Args:
+            batch: the tensors above.
+            stage: one of :data:`STAGES`.
+            mode: ``train``, ``valid`` or ``test`` (ignored by the pretraining stages).
+        """
+        if stage.startswith("pretrain_") and stage in STAGES:
+            return self.pretrain(batch, stage[len("pretrain_") :])
+        if stage == "rec":
+            return self.recommend(batch, mode)
+        if stage == "conv":
+            return self.converse(batch, mode)
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

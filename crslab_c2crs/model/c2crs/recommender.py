@@ -1,0 +1,59 @@
+"""Recommendation module (paper §4.3.1, Eq. 8-9)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Recommender(nn.Module):
+    """Scores items by ``e_u · n_i`` over the item set only (Eq. 8), trained with cross-entropy (Eq. 9).
+
+    The user representation ``e_u`` is the self-attentive pooling of the pre-trained node representations of
+    the context entities (the KG view e_G, as the paper prescribes), so the module owns no parameters: it
+    holds the item set and the entity-id -> item-index map CRSLab's evaluator needs.
+
+    Args:
+        item_entity_ids: entity id of every item (movie); its position is the item index.
+        n_entity: number of KG entities.
+    """
+
+    def __init__(self, item_entity_ids: Sequence[int], n_entity: int) -> None:
+        super().__init__()
+        items = torch.as_tensor(list(item_entity_ids), dtype=torch.long)
+        if items.numel() == 0:
+            raise ValueError("side_data['item_entity_ids'] is empty: there is nothing to recommend")
+        if int(items.min()) < 0 or int(items.max()) >= n_entity:
+            raise ValueError(f"side_data['item_entity_ids'] holds ids outside the KG's [0, {n_entity})")
+        if torch.unique(items).numel() != items.numel():
+            raise ValueError("side_data['item_entity_ids'] lists an entity twice")
+        item_index = torch.full((n_entity,), -1, dtype=torch.long)
+        item_index[items] = torch.arange(items.numel())
+        self.register_buffer("item_entity_ids", items, persistent=False)
+        self.register_buffer("entity_to_item", item_index, persistent=False)
+
+    @property
+    def n_items(self) -> int:
+        return self.item_entity_ids.numel()
+
+    def item_index(self, entity_ids: Tensor) -> Tensor:
+        """Map item entity ids ``(batch,)`` to item indices ``(batch,)`` (columns of :meth:`forward`'s scores).
+
+        Raises:
+            ValueError: an id is not an item.
+        """
+        index = self.entity_to_item[entity_ids]
+        if bool((index < 0).any()):
+            bad = entity_ids[index < 0].tolist()
+            raise ValueError(f"recommendation targets {bad} are not in side_data['item_entity_ids']")
+        return index
+
+    def forward(self, user: Tensor, nodes: Tensor) -> Tensor:
+        """``user``: e_u ``(batch, kg_dim)``; ``nodes``: N ``(n_entity, kg_dim)`` -> scores ``(batch, n_items)``."""
+        return user @ nodes[self.item_entity_ids].t()
+
+    def loss(self, scores: Tensor, item_entity: Tensor) -> Tensor:
+        """Mean cross-entropy of the softmax over items; ``item_entity``: target entity ids ``(batch,)``."""
+        return F.cross_entropy(scores, self.item_index(item_entity))

@@ -1,0 +1,244 @@
+"""The C2-CRS system: four stages, each with its own optimiser, logs, validation and checkpoint.
+
+1. ``coarse``: coarse-grained contrastive pre-training (paper Eq. 4-5);
+2. ``fine``: fine-grained pre-training, ``L_fine + lambda * L_coarse`` (Eq. 6-7);
+3. ``rec``: recommender fine-tuning (Eq. 8-9), early stopping on validation Recall@1 + Recall@50;
+4. ``conv``: conversation fine-tuning (Eq. 10-12), early stopping on the validation generation loss.
+
+Validation never looks at the test set; the test set is evaluated once, after the rec and after the conv stage,
+with the best validation state. After each stage the model is saved to ``<save>/<checkpoint_dir>/<stage>.pth``;
+``start_stage`` (``--stage`` on the command line) restores the checkpoint of the stage before it and runs from
+there, so e.g. only the conversation stage can be redone.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from typing import Any, Dict, Optional
+
+import torch
+from loguru import logger
+
+import crslab.config
+from crslab.evaluator.metrics.base import AverageMetric
+from crslab.evaluator.metrics.gen import PPLMetric
+from crslab.system.base import BaseSystem
+from crslab.system.utils.functions import ind2txt
+from crslab_c2crs.config import register_config_keys
+from crslab_c2crs.errors import ConfigError, MissingDataError
+from crslab_c2crs.model.c2crs.config import C2CRSConfig
+from crslab_c2crs.model.c2crs.model import C2CRSModel
+from crslab_c2crs.registry import register_model, register_system
+
+STAGES = ("coarse", "fine", "rec", "conv")
+ABLATIONS = {
+    "none": {},
+    "no_coarse": {"skip": ("coarse",), "coarse_lambda": 0.0},
+    "no_fine": {"skip": ("fine",)},
+    "no_pretrain": {"skip": ("coarse", "fine")},
+    "multitask": {"skip": ("coarse", "fine"), "multitask": True},
+    "no_history": {"use_history": False},
+    "no_kg": {"use_kg": False},
+    "no_review": {"use_review": False},
+}
+SYSTEM_KEYS = ("start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
+register_model("C2CRS")(C2CRSModel)
+register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES)
+
+
+@register_system("C2CRS")
+class C2CRSSystem(BaseSystem):
+    """Runs the C2-CRS stages on CRSLab's data loaders and evaluator (see module docstring)."""
+
+    def __init__(self, opt, train_dataloader, valid_dataloader, test_dataloader, vocab, side_data,
+                 restore_system=False, interact=False, debug=False, tensorboard=False):
+        ablation = opt.get("ablation", "none") or "none"
+        if ablation not in ABLATIONS:
+            raise ConfigError(f"ablation: unknown value {ablation!r}; choose one of {sorted(ABLATIONS)}")
+        self.ablation = ABLATIONS[ablation]
+        for flag in ("use_history", "use_kg", "use_review", "coarse_lambda"):
+            if flag in self.ablation:
+                opt[flag] = self.ablation[flag]
+        start_stage = opt.get("start_stage", "coarse") or "coarse"
+        if start_stage not in STAGES:
+            raise ConfigError(f"start_stage/--stage: unknown stage {start_stage!r}; choose one of {STAGES}")
+        self.start_stage = start_stage
+        super().__init__(opt, train_dataloader, valid_dataloader, test_dataloader, vocab, side_data,
+                         restore_system, interact, debug, tensorboard)
+        if isinstance(self.model, torch.nn.DataParallel):
+            # Per-sample mention and review lists cannot be split across replicas: run on one device.
+            self.model = self.model.module
+        self.ind2tok = vocab["ind2tok"]
+        self.end_token_idx = vocab["end"]
+        self.checkpoint_dir = os.path.join(crslab.config.SAVE_PATH, opt.get("checkpoint_dir", "C2CRS"))
+        self.stage_stats: Dict[str, Dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, stage: str) -> str:
+        return os.path.join(self.checkpoint_dir, f"{stage}.pth")
+
+    def save_stage(self, stage: str) -> None:
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        torch.save({"model_state_dict": self.model.state_dict(), "stage": stage}, self.checkpoint_path(stage))
+        logger.info(f"[Saved {stage} checkpoint to {self.checkpoint_path(stage)}]")
+
+    def load_stage(self, stage: str) -> None:
+        path = self.checkpoint_path(stage)
+        if not os.path.exists(path):
+            raise MissingDataError(
+                f"start_stage={self.start_stage} needs the checkpoint of the {stage} stage at {path}, which does "
+                f"not exist. Run the earlier stages first (they save it), or set checkpoint_dir to the folder "
+                f"under {crslab.config.SAVE_PATH} that holds it.")
+        state = torch.load(path, map_location=self.device)
+        self.model.load_state_dict(state["model_state_dict"])
+        logger.info(f"[Restored the {stage} checkpoint from {path}]")
+
+    # ------------------------------------------------------------------ steps
+    def _to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def step(self, batch: Dict[str, torch.Tensor], stage: str, mode: str) -> None:
+        batch = self._to_device(batch)
+        if stage in ("coarse", "fine"):
+            loss, parts = self.model.pretrain(batch, stage)
+            if mode == "train":
+                self.backward(loss)
+            for name, value in parts.items():
+                self.evaluator.optim_metrics.add(name, AverageMetric(value))
+        elif stage == "rec":
+            if mode == "train" and self.ablation.get("multitask"):
+                # Table 4 "Multi-task": contrastive and recommendation losses optimised together, no pre-training.
+                loss, parts = self.model.pretrain(batch, "multitask")
+                for name, value in parts.items():
+                    self.evaluator.optim_metrics.add(name, AverageMetric(value))
+            else:
+                loss, scores = self.model.recommend(batch, mode)
+            if mode == "train":
+                self.backward(loss)
+            else:
+                self.rec_evaluate(scores, batch["item"])
+            self.evaluator.optim_metrics.add("rec_loss", AverageMetric(loss.item()))
+        elif stage == "conv":
+            if mode == "test":
+                _, generated = self.model.converse(batch, mode)
+                self.conv_evaluate(generated, batch["response"])
+                return
+            loss, _ = self.model.converse(batch, mode)
+            if mode == "train":
+                self.backward(loss)
+            self.evaluator.optim_metrics.add("gen_loss", AverageMetric(loss.item()))
+            self.evaluator.gen_metrics.add("ppl", PPLMetric(loss.item()))
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+
+    def backward(self, loss: torch.Tensor) -> None:
+        super().backward(loss)
+        # The full-graph R-GCN output is cached between batches in eval; parameters just changed.
+        self.model.kg_cache_clear()
+
+    def rec_evaluate(self, scores: torch.Tensor, items: torch.Tensor) -> None:
+        """Rank ``scores`` (batch, n_items) and score the rank of each target entity id in ``items`` (batch,)."""
+        ranks = torch.topk(scores, min(50, scores.size(1)), dim=-1).indices.tolist()
+        labels = self.model.recommender.item_index(items).tolist()
+        for rank, label in zip(ranks, labels):
+            self.evaluator.rec_evaluate(rank, label)
+
+    def conv_evaluate(self, generated: torch.Tensor, response: torch.Tensor) -> None:
+        """Score generated ids (batch, T) against ``response`` (batch, Lt) that starts with START."""
+        for hyp, ref in zip(generated.tolist(), response[:, 1:].tolist()):
+            self.evaluator.gen_evaluate(ind2txt(hyp, self.ind2tok, self.end_token_idx),
+                                        [ind2txt(ref, self.ind2tok, self.end_token_idx)])
+
+    # ------------------------------------------------------------------ stages
+    def _stage_opt(self, stage: str) -> Dict[str, Any]:
+        if stage not in self.opt:
+            raise ConfigError(f"config: section {stage!r} is missing (epoch, batch_size, optimizer)")
+        # init_optim pops keys from the optimizer dict: work on a copy so a stage can be rerun.
+        return copy.deepcopy(self.opt[stage])
+
+    def _batches(self, loader, stage: str, batch_size: int, shuffle: bool):
+        if stage in ("coarse", "fine"):
+            return loader.get_pretrain_data(batch_size, shuffle=shuffle)
+        if stage == "rec":
+            return loader.get_rec_data(batch_size, shuffle=shuffle)
+        return loader.get_conv_data(batch_size, shuffle=shuffle)
+
+    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int) -> Dict[str, float]:
+        self.evaluator.reset_metrics()
+        self.model.train(mode == "train")
+        with torch.set_grad_enabled(mode == "train"):
+            for batch in self._batches(loader, stage, batch_size, shuffle=(mode == "train")):
+                self.step(batch, stage, mode)
+        self.model.kg_cache_clear()
+        return self.evaluator.report(epoch=epoch, mode=mode)
+
+    @staticmethod
+    def _validation_score(stage: str, metrics: Dict[str, float]) -> Optional[float]:
+        """Higher is better; None when the stage does not select a best epoch."""
+        if stage == "rec":
+            return metrics.get("hit@1", 0.0) + metrics.get("hit@50", 0.0)
+        if stage == "conv":
+            return -metrics["gen_loss"]
+        return None
+
+    def run_stage(self, stage: str) -> None:
+        stage_opt = self._stage_opt(stage)
+        epochs, batch_size = stage_opt["epoch"], stage_opt["batch_size"]
+        self.init_optim(stage_opt, [p for p in self.model.parameters() if p.requires_grad])
+        best_score, best_state, stale = None, None, 0
+        impatience = stage_opt.get("impatience", 3)
+        started, samples = time.time(), 0
+        for epoch in range(epochs):
+            logger.info(f"[{stage} epoch {epoch}] train")
+            epoch_start = time.time()
+            self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch)
+            samples += self._stage_size(stage)
+            logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s; valid")
+            valid = self._run_epoch(self.valid_dataloader, stage, "val", batch_size, epoch)
+            score = self._validation_score(stage, valid)
+            if stage == "conv" and getattr(self, "scheduler", None) is not None:
+                self.scheduler.valid_step(valid["gen_loss"])
+            if score is None:
+                continue
+            if best_score is None or score > best_score:
+                best_score, stale = score, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                logger.info(f"[{stage}: new best validation score {score:.4f}]")
+            else:
+                stale += 1
+                if stage_opt.get("early_stop", True) and stale >= impatience:
+                    logger.info(f"[{stage}: early stop after {epoch + 1} epochs]")
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        seconds = time.time() - started
+        self.stage_stats[stage] = {"epochs": epochs, "seconds": seconds,
+                                   "train_samples_per_s": samples / seconds if seconds > 0 else 0.0}
+        self.save_stage(stage)
+        if stage in ("rec", "conv"):
+            logger.info(f"[{stage}] test")
+            self._run_epoch(self.test_dataloader, stage, "test", batch_size, -1)
+
+    def _stage_size(self, stage: str) -> int:
+        loader = self.train_dataloader
+        if stage == "rec":
+            return len(loader.rec_process_fn())
+        return len(loader.recommender_turns())
+
+    def fit(self) -> None:
+        first = STAGES.index(self.start_stage)
+        if first > 0:
+            self.load_stage(STAGES[first - 1])
+        for stage in STAGES[first:]:
+            if stage in self.ablation.get("skip", ()):
+                logger.info(f"[{stage}: skipped by ablation]")
+                continue
+            if self._stage_opt(stage)["epoch"] <= 0 and stage not in ("rec", "conv"):
+                continue
+            self.run_stage(stage)
+
+    def interact(self) -> None:
+        from crslab_c2crs.interactive.chat import chat
+
+        chat(self)

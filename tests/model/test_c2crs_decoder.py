@@ -1,0 +1,130 @@
+"""Decoder: copy mechanism, instance-weighted loss, teacher forcing and incremental greedy decoding."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tiny_c2crs as tiny
+from crslab_c2crs.model.c2crs.decoder import token_weights, weighted_nll
+
+
+def _memory(model, batch):
+    enc = model._encode(batch, True, True, True)
+    return model._decoder_memory(enc, batch["context"].shape[0])
+
+
+def test_token_weights_follow_eq_12():
+    alpha = token_weights([0, 4, 5, 10, 100], vocab_size=6, beta=5, gamma=0.1)
+    # f < beta -> 1; f >= beta -> max(gamma, beta / f); ids missing from the list count 0
+    torch.testing.assert_close(alpha, torch.tensor([1.0, 1.0, 1.0, 0.5, 0.1, 1.0]))
+    assert torch.equal(token_weights(None, 3, 5, 0.1), torch.ones(3))
+    with pytest.raises(ValueError, match="token_freq"):
+        token_weights([1, 2, 3], vocab_size=2, beta=5, gamma=0.1)
+
+
+def test_weighted_nll_with_unit_weights_is_cross_entropy_ignoring_pad():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 7) * 4
+    target = torch.tensor([[4, 5, 2, 0, 0], [3, 2, 0, 0, 0], [6, 6, 6, 6, 2]])
+    expected = F.cross_entropy(logits.reshape(-1, 7), target.reshape(-1), ignore_index=0)
+    torch.testing.assert_close(weighted_nll(logits, target, torch.ones(7), 0), expected)
+
+
+def test_weighted_nll_weights_each_target_and_normalises_by_real_tokens():
+    logits = torch.tensor([[[1e4, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]])  # huge logit: stable
+    target = torch.tensor([[1, 2, 0]])
+    alpha = torch.tensor([5.0, 0.5, 2.0])
+    nll = -torch.log_softmax(logits[0], dim=-1)
+    expected = (0.5 * nll[0, 1] + 2.0 * nll[1, 2]) / 2
+    torch.testing.assert_close(weighted_nll(logits, target, alpha, 0), expected)
+
+
+def test_zero_copy_mask_gives_the_tied_generation_logits():
+    model = tiny.model(copy_mask=torch.zeros(tiny.VOCAB_SIZE, dtype=torch.bool)).eval()
+    batch = tiny.batch()
+    memory = _memory(model, batch)
+    hidden = model.decoder(batch["response"][:, :-1], memory)
+    logits = model.decoder.output_logits(hidden, memory)
+    torch.testing.assert_close(logits, hidden @ model.token_embedding.weight.t())
+
+
+def test_copy_term_is_confined_to_the_mask_and_driven_by_the_user_views():
+    mask = torch.zeros(tiny.VOCAB_SIZE, dtype=torch.bool)
+    mask[[10, 20, 30]] = True
+    model = tiny.model(copy_mask=mask).eval()
+    batch = tiny.batch()
+    memory = _memory(model, batch)
+    hidden = model.decoder(batch["response"][:, :-1], memory)
+    copy = model.decoder.output_logits(hidden, memory) - hidden @ model.token_embedding.weight.t()
+    assert torch.all(copy[..., ~mask].abs() < 1e-6) and torch.all(copy[..., mask].abs() > 0)
+    # the copy term reads [h_t; W_g e_G; W_r e_R]: changing the user views moves only copyable logits
+    changed = memory._replace(copy_user=memory.copy_user + 1.0)
+    delta = model.decoder.output_logits(hidden, changed) - model.decoder.output_logits(hidden, memory)
+    assert torch.all(delta[..., ~mask] == 0) and torch.all(delta[..., mask].abs() > 0)
+    assert memory.copy_user.shape == (4, 2 * 16)
+
+
+def test_forced_decoding_predicts_response_without_start():
+    model = tiny.model().eval()
+    batch = tiny.batch()
+    loss, preds = model.converse(batch, "valid")
+    assert preds.shape == (4, batch["response"].shape[1] - 1)
+    memory = _memory(model, batch)
+    logits = model.decoder.forced(batch["response"], memory)
+    torch.testing.assert_close(loss, weighted_nll(logits, batch["response"][:, 1:], model.token_alpha, 0))
+
+
+def test_incremental_states_equal_full_recomputation():
+    model = tiny.model().eval()
+    batch = tiny.batch()
+    memory = _memory(model, batch)
+    inputs = batch["response"]
+    full = model.decoder(inputs, memory)
+    cache = [{} for _ in model.decoder.layers]
+    steps = [model.decoder(inputs[:, t : t + 1], memory, cache, position_offset=t) for t in range(inputs.shape[1])]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full)
+
+
+def test_greedy_with_cache_equals_greedy_without_and_stops_at_end():
+    torch.manual_seed(1)
+    model = tiny.model(seed=3, response_truncate=8).eval()
+    with torch.no_grad():
+        model.decoder.copy_output.weight.mul_(20.0)  # livelier, varied outputs
+    batch = tiny.batch()
+    memory = _memory(model, batch)
+    cached = model.decoder.greedy(memory, 8, use_cache=True)
+    full = model.decoder.greedy(memory, 8, use_cache=False)
+    assert torch.equal(cached, full)
+    assert cached.shape[0] == 4 and cached.shape[1] <= 8
+
+    # force END at the second step for every row: generation stops there, no START is returned
+    with torch.no_grad():
+        model.decoder.copy_output.bias.zero_()
+        model.decoder.copy_output.bias[tiny.END] = 1e4
+    assert torch.equal(model.decoder.greedy(memory, 8), torch.full((4, 1), tiny.END))
+
+
+def test_rows_that_finished_are_padded_and_decoding_runs_to_max_len_otherwise():
+    model = tiny.model().eval()
+    memory = _memory(model, tiny.batch())
+    steps = []
+
+    def scripted_logits(hidden, memory):
+        """Row 0 ends at step 0, row 1 at step 2, rows 2-3 never end; token 7 otherwise."""
+        step = len(steps)
+        steps.append(step)
+        logits = torch.zeros(hidden.shape[0], 1, tiny.VOCAB_SIZE)
+        logits[:, :, 7] = 1.0
+        if step == 0:
+            logits[0, :, tiny.END] = 2.0
+        if step == 2:
+            logits[:2, :, tiny.END] = 2.0
+        return logits
+
+    model.decoder.output_logits = scripted_logits
+    out = model.decoder.greedy(memory, 5)
+    assert out.tolist() == [
+        [tiny.END, 0, 0, 0, 0],
+        [7, 7, tiny.END, 0, 0],
+        [7, 7, 7, 7, 7],
+        [7, 7, 7, 7, 7],
+    ]
