@@ -49,15 +49,11 @@ class _RelationalAdjacency:
         target_by_pair: sparse CSR ``(num_nodes, num_pairs)``; entry
             ``(i, p)`` is the normalised weight with which pair ``p``'s
             message reaches node ``i``.
-        pair_by_target: sparse CSR ``(num_pairs, num_nodes)``, the transpose
-            of ``target_by_pair``, kept so the backward pass is a plain CSR
-            product too.
     """
 
     pair_relation: Tensor
     pair_source: Tensor
     target_by_pair: Tensor
-    pair_by_target: Tensor
 
 
 def _build_adjacency(
@@ -99,16 +95,16 @@ def _build_adjacency(
         (num_nodes, num_pairs),
         check_invariants=False,
     ).coalesce()
-    pair_by_target = target_by_pair.t().coalesce()
     with warnings.catch_warnings():
         # CSR is only used for CSR @ dense, which is stable; the "beta" notice
         # would otherwise appear in every training log.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings(
+            "ignore", message="Sparse CSR tensor support is in beta"
+        )
         return _RelationalAdjacency(
             pair_relation=unique_keys // num_nodes,
             pair_source=unique_keys % num_nodes,
             target_by_pair=target_by_pair.to_sparse_csr(),
-            pair_by_target=pair_by_target.to_sparse_csr(),
         )
 
 
@@ -131,7 +127,9 @@ class _BasisMessages(torch.autograd.Function):
         pair_comp = comp[pair_relation]
         messages = pair_comp[:, 0:1] * weight[0].index_select(0, pair_source)
         for b in range(1, weight.size(0)):
-            messages.addcmul_(pair_comp[:, b : b + 1], weight[b].index_select(0, pair_source))
+            messages.addcmul_(
+                pair_comp[:, b : b + 1], weight[b].index_select(0, pair_source)
+            )
         ctx.save_for_backward(comp, weight, pair_relation, pair_source)
         return messages
 
@@ -154,29 +152,10 @@ class _BasisMessages(torch.autograd.Function):
             pair_comp = comp[pair_relation]
             grad_weight = torch.zeros_like(weight)
             for b in range(weight.size(0)):
-                grad_weight[b].index_add_(0, pair_source, pair_comp[:, b : b + 1] * grad_messages)
+                grad_weight[b].index_add_(
+                    0, pair_source, pair_comp[:, b : b + 1] * grad_messages
+                )
         return grad_comp, grad_weight, None, None
-
-
-class _Aggregate(torch.autograd.Function):
-    """``target_by_pair @ messages`` with the transpose precomputed.
-
-    ``torch.sparse.mm``'s backward would transpose the CSR matrix on every
-    call; the cached ``pair_by_target`` makes the backward one CSR product.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, messages: Tensor, target_by_pair: Tensor, pair_by_target: Tensor
-    ) -> Tensor:
-        ctx.pair_by_target = pair_by_target
-        return target_by_pair @ messages
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: Any, grad_out: Tensor
-    ) -> tuple[Tensor, None, None]:
-        return ctx.pair_by_target @ grad_out, None, None
 
 
 class FastRGCNConv(nn.Module):
@@ -217,10 +196,14 @@ class FastRGCNConv(nn.Module):
         self.num_bases = num_bases
         self.aggr = aggr
         if num_bases is not None:
-            self.weight = nn.Parameter(torch.empty(num_bases, in_channels, out_channels))
+            self.weight = nn.Parameter(
+                torch.empty(num_bases, in_channels, out_channels)
+            )
             self.comp = nn.Parameter(torch.empty(num_relations, num_bases))
         else:
-            self.weight = nn.Parameter(torch.empty(num_relations, in_channels, out_channels))
+            self.weight = nn.Parameter(
+                torch.empty(num_relations, in_channels, out_channels)
+            )
             self.register_parameter("comp", None)
         if root_weight:
             self.root = nn.Parameter(torch.empty(in_channels, out_channels))
@@ -271,7 +254,9 @@ class FastRGCNConv(nn.Module):
         self._cache_key, self._cache = key, adjacency
         return adjacency
 
-    def forward(self, x: Tensor | None, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor | None, edge_index: Tensor, edge_type: Tensor
+    ) -> Tensor:
         """Compute node representations.
 
         Args:
@@ -295,7 +280,7 @@ class FastRGCNConv(nn.Module):
             messages = flat_weight.index_select(
                 0, adjacency.pair_relation * self.in_channels + adjacency.pair_source
             )
-        out = _Aggregate.apply(messages, adjacency.target_by_pair, adjacency.pair_by_target)
+        out = adjacency.target_by_pair @ messages
         if self.root is not None:
             out = out + self.root
         if self.bias is not None:
@@ -330,7 +315,9 @@ class PyGCompatibleFastRGCNConv(FastRGCNConv):
         bias: bool = True,
     ) -> None:
         if num_blocks is not None:
-            raise ValueError("FastRGCNConv does not support block-diagonal decomposition")
+            raise ValueError(
+                "FastRGCNConv does not support block-diagonal decomposition"
+            )
         super().__init__(
             in_channels,
             out_channels,
@@ -343,7 +330,11 @@ class PyGCompatibleFastRGCNConv(FastRGCNConv):
 
 
 def build_rgcn(
-    num_nodes: int, out_channels: int, num_relations: int, num_bases: int | None, fast: bool
+    num_nodes: int,
+    out_channels: int,
+    num_relations: int,
+    num_bases: int | None,
+    fast: bool,
 ) -> nn.Module:
     """Featureless R-GCN encoder, called as ``module(None, edge_index, edge_type)``.
 
@@ -363,4 +354,4 @@ def use_fast_rgcn_in_baselines(enabled: bool) -> None:
     for name in _BASELINE_MODULES:
         # import_module, not attribute access: CRSLab's package __init__ files
         # star-import classes that shadow these submodules as attributes.
-        setattr(importlib.import_module(name), "RGCNConv", replacement)
+        importlib.import_module(name).RGCNConv = replacement

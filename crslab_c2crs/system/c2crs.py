@@ -30,6 +30,7 @@ from crslab_c2crs.errors import ConfigError, MissingDataError
 from crslab_c2crs.model.c2crs.config import C2CRSConfig
 from crslab_c2crs.model.c2crs.model import C2CRSModel
 from crslab_c2crs.registry import register_model, register_system
+from crslab_c2crs.reproducibility import seed_everything
 
 STAGES = ("coarse", "fine", "rec", "conv")
 ABLATIONS = {
@@ -183,6 +184,8 @@ class C2CRSSystem(BaseSystem):
         return None
 
     def run_stage(self, stage: str) -> None:
+        # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
+        seed_everything(self.opt.get("seed", 42) + STAGES.index(stage), self.opt.get("num_threads"))
         stage_opt = self._stage_opt(stage)
         epochs, batch_size = stage_opt["epoch"], stage_opt["batch_size"]
         self.init_optim(stage_opt, [p for p in self.model.parameters() if p.requires_grad])

@@ -34,10 +34,18 @@ def random_graph(
 
 
 def pair(
-    num_nodes: int, out: int, num_relations: int, num_bases: int | None, **kwargs: object
+    num_nodes: int,
+    out: int,
+    num_relations: int,
+    num_bases: int | None,
+    **kwargs: object,
 ) -> tuple[RGCNConv, FastRGCNConv]:
-    reference = RGCNConv(num_nodes, out, num_relations, num_bases=num_bases, **kwargs).double()
-    fast = FastRGCNConv(num_nodes, out, num_relations, num_bases=num_bases, **kwargs).double()
+    reference = RGCNConv(
+        num_nodes, out, num_relations, num_bases=num_bases, **kwargs
+    ).double()
+    fast = FastRGCNConv(
+        num_nodes, out, num_relations, num_bases=num_bases, **kwargs
+    ).double()
     fast.load_state_dict(reference.state_dict())
     return reference, fast
 
@@ -57,10 +65,16 @@ def assert_same_output_and_grads(
     fast_params = dict(fast.named_parameters())
     assert ref_params.keys() == fast_params.keys()
     names = sorted(ref_params)
-    expected_grads = torch.autograd.grad(expected, [ref_params[n] for n in names], grad_out)
-    actual_grads = torch.autograd.grad(actual, [fast_params[n] for n in names], grad_out)
+    expected_grads = torch.autograd.grad(
+        expected, [ref_params[n] for n in names], grad_out
+    )
+    actual_grads = torch.autograd.grad(
+        actual, [fast_params[n] for n in names], grad_out
+    )
     for name, a, e in zip(names, actual_grads, expected_grads):
-        torch.testing.assert_close(a, e, rtol=rtol, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            a, e, rtol=rtol, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def test_hand_built_graph_shape_and_values() -> None:
@@ -103,7 +117,9 @@ def test_matches_pyg(
     assert_same_output_and_grads(reference, fast, edge_index, edge_type)
 
 
-@pytest.mark.parametrize("kwargs", [{"aggr": "add"}, {"root_weight": False, "bias": False}])
+@pytest.mark.parametrize(
+    "kwargs", [{"aggr": "add"}, {"root_weight": False, "bias": False}]
+)
 def test_matches_pyg_variants(kwargs: dict[str, object]) -> None:
     torch.manual_seed(5)
     edge_index, edge_type = random_graph(30, 4, 150, seed=5)
@@ -133,7 +149,9 @@ def test_nodes_without_incoming_edges_of_a_relation() -> None:
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[4], (fast.root[4] + fast.bias))
     assert_same_output_and_grads(reference, fast, edge_index, edge_type)
-    comp_grad = torch.autograd.grad(fast(None, edge_index, edge_type).sum(), fast.comp)[0]
+    comp_grad = torch.autograd.grad(fast(None, edge_index, edge_type).sum(), fast.comp)[
+        0
+    ]
     assert torch.equal(comp_grad[1], torch.zeros_like(comp_grad[1]))
 
 
