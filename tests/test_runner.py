@@ -1,0 +1,89 @@
+"""run_crslab.py end to end on the tiny CRSLab-format dataset: KGSF and KBRD train, evaluate and print metrics;
+a missing dataset fails fast with a message that says what to build."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crslab_c2crs.cli import main
+from tests.fixtures.tiny_redial import write_tiny_redial
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT = {
+    "KGSF": ["pretrain.epoch=1", "rec.epoch=1", "conv.epoch=1", "pretrain.batch_size=16", "rec.batch_size=16",
+             "conv.batch_size=16", "token_emb_dim=16", "kg_emb_dim=16", "ffn_size=16", "n_positions=64"],
+    "KBRD": ["rec.epoch=1", "conv.epoch=1", "rec.batch_size=16", "conv.batch_size=16", "token_emb_dim=16",
+             "kg_emb_dim=16", "ffn_size=16", "user_proj_dim=16", "n_positions=64"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_root")
+    write_tiny_redial(root)
+    return root
+
+
+def run_model(model, root, workdir, extra=(), monkeypatch=None):
+    results = workdir / f"{model}.json"
+    argv = ["-c", str(ROOT / f"config/{model.lower()}/redial.yaml"), "-g", "-1", "--data-root", str(root),
+            "--seed", "1", "--results", str(results), "--set", "num_threads=1"]
+    for override in SHORT[model] + list(extra):
+        argv += ["--set", override]
+    assert main(argv) == 0
+    return json.loads(results.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["KGSF", "KBRD"])
+def test_baseline_runs_and_reports_metrics(model, tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = run_model(model, tiny_root, tmp_path)
+    test = result["test"]
+    for key in ("hit@1", "hit@10", "hit@50", "dist@2", "dist_ratio@2", "bleu@1"):
+        assert key in test, key
+    assert 0.0 <= test["hit@50"] <= 1.0
+    assert 0.0 <= test["dist_ratio@2"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "Recall@10" in printed and "Dist-2 (paper)" in printed and "Dist-2 (CRSLab)" in printed
+    assert not (ROOT / "log").exists() or tmp_path != ROOT
+
+
+@pytest.mark.slow
+def test_fast_rgcn_switch_gives_the_same_kbrd_metrics(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stock = run_model("KBRD", tiny_root, tmp_path, ["fast_rgcn=false"])["test"]
+    fast = run_model("KBRD", tiny_root, tmp_path, ["fast_rgcn=true"])["test"]
+    assert stock["hit@50"] == pytest.approx(fast["hit@50"], abs=1e-6)
+    assert stock["hit@10"] == pytest.approx(fast["hit@10"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_same_metrics(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run_model("KBRD", tiny_root, tmp_path)["test"]
+    second = run_model("KBRD", tiny_root, tmp_path)["test"]
+    assert first == second
+
+
+def test_missing_dataset_fails_fast_with_build_command(tmp_path):
+    empty = tmp_path / "empty_root"
+    started = time.time()
+    proc = subprocess.run([sys.executable, str(ROOT / "run_crslab.py"), "-c", str(ROOT / "config/kgsf/redial.yaml"),
+                           "--data-root", str(empty)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    elapsed = time.time() - started
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert str(empty / "dataset" / "redial" / "nltk") in proc.stderr
+    assert "python -m crslab_c2crs.data build redial" in proc.stderr
+    assert elapsed < 120
+    assert not (empty / "dataset" / "redial" / "nltk").exists()
+
+
+def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
+    code = main(["-c", str(ROOT / "config/kbrd/redial.yaml"), "--data-root", str(tmp_path), "--set", "rec.epochs=1"])
+    assert code == 2
+    assert "unknown key rec.'epochs'" in capsys.readouterr().err
