@@ -100,8 +100,11 @@ class Chat:
                 f"max {max(self.latencies_ms):.0f} ms per turn")
 
 
-def chat(system, stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout, topk: Optional[int] = None) -> Chat:
+def chat(system, stdin: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None,
+         topk: Optional[int] = None) -> Chat:
     """Run the chat loop until ``[EXIT]`` or the end of ``stdin``; return the finished :class:`Chat`."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
     session = Chat(system, topk or system.opt.get("interact_topk", 5))
     interactive = stdin.isatty()
     print(f"Chatting with {system.opt['model_name']}. Type {EXIT} to quit, {RESET} to start over.", file=stdout)

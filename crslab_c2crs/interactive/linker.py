@@ -22,6 +22,15 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def _year_after(tokens: Sequence[str], end: int) -> Optional[int]:
+    """The year written right after a title: ``1999``, ``(1999)`` or the tokens ``(``, ``1999``, ``)``."""
+    following = tokens[end:end + 2]
+    if following and following[0] == "(":
+        following = following[1:]
+    match = YEAR.match(following[0]) if following else None
+    return int(match.group(1)) if match else None
+
+
 @dataclass(frozen=True)
 class TitleMatch:
     """A title found in a token list: tokens [start, end) name ``movie`` with score 0-100."""
@@ -79,13 +88,11 @@ class MovieLinker:
                 if any(taken[start:end]):
                     continue
                 words = list(tokens[start:end])
-                year = None
-                if end < len(tokens) and YEAR.match(tokens[end]):
-                    year = int(YEAR.match(tokens[end]).group(1))
+                year = _year_after(tokens, end)
                 hit = self._window_match(" ".join(words), " ".join(words), year)
                 if hit:
                     found.append(TitleMatch(start, end, hit[0], hit[1] + 0.01 * (end - start)))
-        for match in sorted(found, key=lambda m: (-(m.end - m.start), -m.score, m.start)):
+        for match in sorted(found, key=lambda m: (-m.score, m.start)):
             if not any(taken[match.start:match.end]):
                 matches.append(match)
                 for k in range(match.start, match.end):
