@@ -43,7 +43,7 @@ ABLATIONS = {
     "no_kg": {"use_kg": False},
     "no_review": {"use_review": False},
 }
-SYSTEM_KEYS = ("start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
+SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
 register_model("C2CRS")(C2CRSModel)
 register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES)
 
@@ -187,6 +187,9 @@ class C2CRSSystem(BaseSystem):
         # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
         seed_everything(self.opt.get("seed", 42) + STAGES.index(stage), self.opt.get("num_threads"))
         stage_opt = self._stage_opt(stage)
+        if stage == "conv":
+            # As the reference: the pre-trained KG and history encoders are kept fixed while the decoder learns.
+            self.model.freeze(self.opt.get("conv_freeze", ["kg", "history"]) or [])
         epochs, batch_size = stage_opt["epoch"], stage_opt["batch_size"]
         self.init_optim(stage_opt, [p for p in self.model.parameters() if p.requires_grad])
         best_score, best_state, stale = None, None, 0

@@ -191,9 +191,14 @@ class ReviewEncoder(nn.Module):
 
     def forward(self, review: Tensor, review_row: Tensor, batch_size: int) -> ReviewEncoding:
         """``review``: ``(n_reviews, review_len)`` token ids; ``review_row``: ``(n_reviews,)`` batch row."""
-        states, pad_mask = self.transformer(review)
-        sentences = self.token_pooling(states, pad_mask)
-        sentence_valid = (~pad_mask).any(dim=1)
+        # Popular movies' sentences recur across the batch's samples: encode each distinct sentence once.
+        if review.numel():
+            unique, inverse = torch.unique(review, dim=0, return_inverse=True)
+        else:
+            unique, inverse = review, torch.arange(review.shape[0], device=review.device)
+        states, pad_mask = self.transformer(unique)
+        sentences = self.token_pooling(states, pad_mask)[inverse]
+        sentence_valid = (~pad_mask).any(dim=1)[inverse]
         packed, packed_pad_mask = pack_by_row(sentences[sentence_valid], review_row[sentence_valid], batch_size)
         pooled = self.sentence_pooling(packed, packed_pad_mask)
         return ReviewEncoding(

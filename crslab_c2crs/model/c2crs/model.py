@@ -13,7 +13,8 @@ The batch contract (all tensors on the model's device) is documented in :meth:`C
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from contextlib import nullcontext
+from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from crslab.model.base import BaseModel
@@ -36,7 +37,9 @@ from crslab_c2crs.model.c2crs.recommender import Recommender
 Batch = Mapping[str, Tensor]
 PRETRAIN_LEVELS = ("coarse", "fine", "multitask")
 STAGES = ("pretrain_coarse", "pretrain_fine", "pretrain_multitask", "rec", "conv")
-MODES = ("train", "valid", "test")
+# CRSLab's systems say "val" for validation; "valid" is accepted too.
+MODES = ("train", "valid", "val", "test")
+FREEZABLE = ("kg", "history")
 
 
 class Encodings(NamedTuple):
@@ -108,6 +111,28 @@ class C2CRSModel(BaseModel):
         )
         self.register_buffer("token_alpha", alpha, persistent=False)
         self._kg_cache: Optional[Tuple[tuple, Tensor]] = None
+        self.frozen: frozenset = frozenset()
+
+    def freeze(self, parts: Iterable[str]) -> None:
+        """Use the ``kg`` and/or ``history`` encoders as fixed feature extractors from now on.
+
+        Their parameters stop requiring gradients and they run without autograd, so no backward pass goes
+        through them; the frozen R-GCN output is computed once and cached. The token embedding is shared with
+        the decoder and the review encoder, so it keeps training.
+        """
+        parts = frozenset(parts)
+        unknown = parts - set(FREEZABLE)
+        if unknown:
+            raise ValueError(f"can only freeze {FREEZABLE}, not {sorted(unknown)}")
+        shared = {id(p) for p in self.token_embedding.parameters()}
+        modules = {"kg": self.kg_encoder, "history": self.history_encoder}
+        for part in parts:
+            if modules[part] is not None:
+                for param in modules[part].parameters():
+                    if id(param) not in shared:
+                        param.requires_grad_(False)
+        self.frozen = parts
+        self.kg_cache_clear()
 
     # ------------------------------------------------------------------ KG node matrix
 
@@ -119,13 +144,15 @@ class C2CRSModel(BaseModel):
         the parameters' storage and in-place version counters, which optimiser steps and ``load_state_dict``
         bump) or after :meth:`kg_cache_clear`.
         """
-        if self.training:
+        frozen = "kg" in self.frozen
+        if self.training and not frozen:
             return self.kg_encoder.encode_graph()
-        key = (torch.is_grad_enabled(),) + tuple(
+        key = (torch.is_grad_enabled() and not frozen,) + tuple(
             (p.data_ptr(), p._version, p.device) for p in self.kg_encoder.parameters()
         )
         if self._kg_cache is None or self._kg_cache[0] != key:
-            self._kg_cache = (key, self.kg_encoder.encode_graph())
+            with torch.no_grad() if frozen else nullcontext():
+                self._kg_cache = (key, self.kg_encoder.encode_graph())
         return self._kg_cache[1]
 
     def kg_cache_clear(self) -> None:
@@ -133,7 +160,8 @@ class C2CRSModel(BaseModel):
         self._kg_cache = None
 
     def train(self, mode: bool = True) -> "C2CRSModel":
-        self.kg_cache_clear()
+        if "kg" not in getattr(self, "frozen", ()):
+            self.kg_cache_clear()
         return super().train(mode)
 
     # ------------------------------------------------------------------ shared encoding
@@ -141,8 +169,10 @@ class C2CRSModel(BaseModel):
     def _encode(self, batch: Batch, history: bool, kg: bool, review: bool) -> Encodings:
         batch_size = batch["context_entities"].shape[0]
         nodes = self.encode_kg() if kg else None
+        with torch.no_grad() if "history" in self.frozen else nullcontext():
+            history_encoding = self.history_encoder(batch["context"]) if history else None
         return Encodings(
-            history=self.history_encoder(batch["context"]) if history else None,
+            history=history_encoding,
             nodes=nodes,
             kg=self.kg_encoder(batch["context_entities"], nodes) if kg else None,
             review=self.review_encoder(batch["review"], batch["review_row"], batch_size) if review else None,

@@ -1,0 +1,40 @@
+"""Speed-ups that must not change results: distinct review sentences encoded once, frozen encoders."""
+import torch
+
+import tiny_c2crs
+
+
+def test_duplicate_review_sentences_are_encoded_once_with_equal_results():
+    model = tiny_c2crs.model().eval()
+    batch = tiny_c2crs.batch()
+    review, rows = batch["review"], batch["review_row"]
+    doubled = torch.cat([review, review])
+    doubled_rows = torch.cat([rows, rows])
+    calls = []
+    transformer = model.review_encoder.transformer
+    original = transformer.forward
+    transformer.forward = lambda tokens: calls.append(tokens.shape[0]) or original(tokens)
+    with torch.no_grad():
+        single = model.review_encoder(review, rows, 4)
+        twice = model.review_encoder(doubled, doubled_rows, 4)
+    assert calls[1] == calls[0] == torch.unique(review, dim=0).shape[0]
+    assert torch.allclose(twice.sentences[: review.shape[0]], single.sentences, atol=1e-6)
+    assert torch.allclose(twice.sentences[review.shape[0]:], single.sentences, atol=1e-6)
+
+
+def test_frozen_encoders_get_no_gradient_and_the_kg_is_encoded_once():
+    model = tiny_c2crs.model().train()
+    model.freeze(["kg", "history"])
+    encodes = []
+    original = model.kg_encoder.encode_graph
+    model.kg_encoder.encode_graph = lambda: encodes.append(1) or original()
+    for _ in range(2):
+        loss, _ = model.converse(tiny_c2crs.batch(), "train")
+        model.zero_grad()
+        loss.backward()
+    assert len(encodes) == 1
+    assert all(p.grad is None for p in model.kg_encoder.parameters())
+    shared = {id(p) for p in model.token_embedding.parameters()}
+    assert all(p.grad is None for p in model.history_encoder.parameters() if id(p) not in shared)
+    assert model.token_embedding.weight.grad is not None
+    assert any(p.grad is not None for p in model.decoder.parameters())
