@@ -16,6 +16,7 @@ relocate(resolve_data_root())
 
 # Each of these modules registers its classes into CRSLab's tables when imported.
 _PLUGIN_MODULES = (
+    "crslab_c2crs.data.dataset",
     "crslab_c2crs.data.dataloader",
     "crslab_c2crs.system.c2crs",
     "crslab_c2crs.system.baselines",

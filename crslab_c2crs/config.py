@@ -73,6 +73,11 @@ def validate(opt: Mapping[str, Any], source: str) -> None:
     for required in ("dataset", "tokenize"):
         if required not in opt:
             raise ConfigError(f"{source}: missing required key {required!r}")
+    from crslab_c2crs.registry import crslab_table
+
+    if opt["dataset"] not in crslab_table("dataset"):
+        raise ConfigError(f"{source}: dataset {opt['dataset']!r} is not registered; known datasets: "
+                          f"{sorted(crslab_table('dataset'))}")
     model = model_name_of(opt)
     if model not in _MODEL_KEYS:
         raise ConfigError(f"{source}: model {model!r} has no declared config keys; known models: "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Dict, List, Optional
 
 from loguru import logger
@@ -89,8 +90,11 @@ class C2CRSEvaluator(StandardEvaluator):
         if not hyp:
             return
         self.gen_metrics.add("f1", F1Metric.compute(hyp, refs))
-        for k in DIST_ORDERS:
-            self.gen_metrics.add(f"bleu@{k}", BleuMetric.compute(hyp, refs, k))
+        with warnings.catch_warnings():
+            # nltk warns on every sentence without higher-order n-gram overlaps; BLEU@k is 0 then, as intended.
+            warnings.simplefilter("ignore", UserWarning)
+            for k in DIST_ORDERS:
+                self.gen_metrics.add(f"bleu@{k}", BleuMetric.compute(hyp, refs, k))
         self.hypotheses.append(hyp.split())
         if self.ft is not None:
             hyp_emb = [self.ft[token] for token in hyp.split()]

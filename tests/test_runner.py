@@ -1,4 +1,4 @@
-"""run_crslab.py end to end on the tiny CRSLab-format dataset: KGSF and KBRD train, evaluate and print metrics;
+"""run_crslab.py end to end on the tiny dataset built from tiny raw ReDial: KGSF and KBRD train, evaluate and print metrics;
 a missing dataset fails fast with a message that says what to build."""
 import json
 import subprocess
@@ -9,22 +9,14 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.cli import main
-from tests.fixtures.tiny_redial import write_tiny_redial
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = {
     "KGSF": ["pretrain.epoch=1", "rec.epoch=1", "conv.epoch=1", "pretrain.batch_size=16", "rec.batch_size=16",
-             "conv.batch_size=16", "token_emb_dim=16", "kg_emb_dim=16", "ffn_size=16", "n_positions=64"],
+             "conv.batch_size=16", "token_emb_dim=16", "kg_emb_dim=16", "ffn_size=16", "n_positions=300"],
     "KBRD": ["rec.epoch=1", "conv.epoch=1", "rec.batch_size=16", "conv.batch_size=16", "token_emb_dim=16",
-             "kg_emb_dim=16", "ffn_size=16", "user_proj_dim=16", "n_positions=64"],
+             "kg_emb_dim=16", "ffn_size=16", "user_proj_dim=16", "n_positions=300"],
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_root")
-    write_tiny_redial(root)
-    return root
 
 
 def run_model(model, root, workdir, extra=(), monkeypatch=None):

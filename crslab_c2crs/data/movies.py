@@ -53,9 +53,14 @@ def read_movie_csv(path: str, movie_to_entity: Dict[str, int]) -> List[Movie]:
     return [movie for _, movie in rows]
 
 
+def movie_records(movies: List[Movie]) -> List[dict]:
+    """The JSON form of ``movies.json``."""
+    return [asdict(movie) for movie in movies]
+
+
 def write_movies(dpath: str, movies: List[Movie]) -> None:
     with open(os.path.join(dpath, MOVIES_FILE), "w", encoding="utf-8") as handle:
-        json.dump([asdict(movie) for movie in movies], handle, ensure_ascii=False)
+        json.dump(movie_records(movies), handle, ensure_ascii=False)
 
 
 def load_movies(dpath: str) -> List[Movie]:

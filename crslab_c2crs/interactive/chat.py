@@ -32,11 +32,12 @@ def build_session(system) -> ChatSession:
 
     dpath = os.path.join(crslab.config.DATASET_PATH, "redial", system.opt["tokenize"])
     vocab = system.vocab
-    entity_linker = EntityLinker.from_entity2id(vocab["entity2id"])
+    entity_linker = EntityLinker.from_dataset_dir(dpath)
     return ChatSession(
         tok2ind=vocab["tok2ind"], entity2id=vocab["entity2id"], word2id=vocab.get("word2id", {}),
         movie_linker=MovieLinker(load_movies(dpath)), tokenize=tokenize,
-        link_entities=entity_linker.link_spans, unk_token_idx=vocab["unk"])
+        link_entities=lambda tokens: [(link.start, link.end, link.entity) for link in entity_linker.link(tokens)],
+        unk_token_idx=vocab["unk"])
 
 
 class Chat:

@@ -81,7 +81,7 @@ class ChatSession:
                 entity_names.append(name)
         mentions.sort()
         token_ids = [self.tok2ind.get(token, self.unk_token_idx) for token in rewritten]
-        words = [self.word2id[token.lower()] for token in rewritten if token.lower() in self.word2id]
+        words = [self.word2id[token] for token in rewritten if token in self.word2id]
         return Utterance(role, rewritten, token_ids, mentions, words), movies, entity_names
 
     def add_user_turn(self, text: str) -> Optional[TurnInput]:

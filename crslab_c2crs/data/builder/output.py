@@ -1,0 +1,111 @@
+"""Write a build into a temporary folder beside its target, then swap it in with one rename.
+
+A target therefore never holds a half-written build with a ``.built`` marker. Folders this builder did
+not create are never deleted: an existing target is refused unless ``force``; with ``force`` a folder
+holding our manifest is replaced, any other folder is moved aside to ``<name>.bak-<timestamp>``.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, List, Optional
+
+from loguru import logger
+
+from crslab_c2crs.data.builder.errors import DataBuildError
+
+MANIFEST = "c2crs_build_manifest.json"
+BUILDER_ID = "crslab_c2crs.data.builder"
+
+
+def is_ours(folder: Path) -> bool:
+    """True if ``folder`` holds a manifest written by this builder."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("builder") == BUILDER_ID
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+
+
+def check_target(target: Path, force: bool) -> None:
+    """Refuse an existing, non-empty ``target`` unless ``force`` (called before the long build starts)."""
+    if target.exists() and not target.is_dir():
+        raise DataBuildError(f"target {target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        state = "a built dataset" if (target / ".built").exists() else "files"
+        raise DataBuildError(f"target {target} already holds {state}; pass --force to replace it "
+                             f"(a folder not built by this command is moved aside, never deleted)")
+
+
+def write_built_marker(folder: Path, version: str) -> None:
+    """CRSLab's marker: first line a timestamp, second line the resource version."""
+    (folder / ".built").write_text(f"{datetime.datetime.now()}\n{version}", encoding="utf-8")
+
+
+class StagedFolder:
+    """A temporary folder that becomes ``target`` on :meth:`commit`, or vanishes on :meth:`discard`.
+
+    Args:
+        target: the final folder.
+        force: replace an existing target (see the module docstring).
+    """
+
+    def __init__(self, target: Path, force: bool) -> None:
+        check_target(target, force)
+        self.target = target
+        self.force = force
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.path = target.parent / f".{target.name}.tmp-{os.getpid()}-{stamp}"
+        self.path.mkdir()
+        self.files: List[str] = []
+
+    def write_json(self, name: str, data: Any, indent: Optional[int] = None) -> None:
+        with (self.path / name).open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=indent)
+        self.files.append(name)
+
+    def write_text(self, name: str, text: str) -> None:
+        (self.path / name).write_text(text, encoding="utf-8")
+        self.files.append(name)
+
+    def copy(self, source: Path, name: str) -> None:
+        """Byte-exact copy of an input file."""
+        shutil.copyfile(source, self.path / name)
+        self.files.append(name)
+
+    def commit(self, version: str, raw: Path) -> None:
+        """Write the manifest and ``.built`` marker, then move the folder into place."""
+        manifest = {"builder": BUILDER_ID, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "raw": str(raw), "files": sorted(self.files), "crslab_version": version}
+        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        write_built_marker(self.path, version)
+        check_target(self.target, self.force)
+        replaced: Optional[Path] = None
+        if self.target.is_dir():
+            if not any(self.target.iterdir()):
+                self.target.rmdir()
+            else:
+                ours = is_ours(self.target)
+                suffix = "old" if ours else "bak"
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                aside = self.target.parent / f"{self.target.name}.{suffix}-{stamp}"
+                self.target.rename(aside)
+                if ours:
+                    replaced = aside
+                else:
+                    logger.warning(f"moved the existing {self.target} aside to {aside} (not built by this command)")
+        self.path.rename(self.target)
+        if replaced is not None:
+            shutil.rmtree(replaced)
+        logger.info(f"wrote {self.target}")
+
+    def discard(self) -> None:
+        """Remove the temporary folder (created by us)."""
+        if self.path.exists():
+            shutil.rmtree(self.path)

@@ -1,0 +1,193 @@
+"""``ReDialReview``: CRSLab's ReDial plus what C2-CRS needs (flat context, mention spans, review sentences).
+
+Reads the same folder and resource version as CRSLab's ReDial (``dataset/redial/nltk``, ``.built`` 0.31) plus
+the side files written by ``python -m crslab_c2crs.data build redial``: ``c2crs_mentions_{split}.json`` and
+``c2crs_reviews.json``. Sample order and the stock fields are exactly CRSLab's; each sample also gets:
+
+* ``context_seq`` (``List[int]``): each context turn (after CRSLab's same-role merge) as token ids followed
+  by ``end`` (2), concatenated; only the last ``opt['context_truncate']`` (default 256) ids are kept;
+* ``context_mentions`` (``List[Tuple[int, int, int]]``): ``(start, end, entity_id)`` spans of ``context_seq``
+  for every ``@`` movie and linked entity mention of the context, ordered by position; a mention cut
+  (even partly) by the truncation is dropped;
+* ``review_sentences`` (``List[Tuple[int, List[int]]]``): ``(entity_id, token_ids)``; of the context entities
+  that have review sentences, the ``opt['review_entity_limit']`` (8) most recently mentioned (most recent
+  first, recency = end of the entity's last mention in the untruncated context), each with its top
+  ``opt['nb_review']`` (1) ranked sentences cut to ``opt['info_truncate']`` (40) ids, no start/end tokens.
+
+``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each token id occurs in the
+training responses, counting one ``end`` (2) per response because the decoder is trained to emit it; and
+``review_corpus_version`` (the review file's ``format_version``).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections import Counter
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+from loguru import logger
+from tqdm import tqdm
+
+from crslab_c2crs.errors import MissingDataError
+from crslab_c2crs.paths import build_hint
+from crslab_c2crs.registry import register_dataset
+
+# CRSLab's package __init__ star-imports shadow submodules, so the module is fetched by name.
+_redial = importlib.import_module("crslab.data.dataset.redial.redial")
+
+REVIEWS_FILE = "c2crs_reviews.json"
+MENTIONS_FILE = "c2crs_mentions_{split}.json"
+SPLITS = ("train", "valid", "test")
+
+Mention = Tuple[int, int, int]
+
+
+def merge_turn_mentions(dialog: Sequence[Mapping[str, Any]], mentions: Sequence[Sequence[Sequence[int]]]
+                        ) -> List[List[Mention]]:
+    """Merge per-utterance mention spans into CRSLab's same-role turns.
+
+    Args:
+        dialog: CRSLab utterances (``role``, ``text``), as in ``*_data.json``.
+        mentions: per utterance, ``[start, end, entity_id]`` spans into its ``text``.
+
+    Returns:
+        Per merged turn, the spans shifted to positions in the merged turn's token list.
+    """
+    turns: List[List[Mention]] = []
+    offset = 0
+    last_role = None
+    for utt, spans in zip(dialog, mentions, strict=True):
+        if utt["role"] != last_role:
+            turns.append([])
+            offset = 0
+        turns[-1].extend((start + offset, end + offset, entity) for start, end, entity in spans)
+        offset += len(utt["text"])
+        last_role = utt["role"]
+    return turns
+
+
+def truncate_context(turn_tokens: Sequence[Sequence[int]], turn_mentions: Sequence[Sequence[Mention]],
+                     end_idx: int, limit: int) -> Tuple[List[int], List[Mention]]:
+    """Flatten context turns as ``tokens + [end_idx]`` and keep the last ``limit`` ids.
+
+    Returns:
+        ``(context_seq, mentions)`` with mention spans re-based on the kept ids; spans that start before
+        the cut are dropped.
+    """
+    seq: List[int] = []
+    spans: List[Mention] = []
+    for tokens, mentions in zip(turn_tokens, turn_mentions, strict=True):
+        base = len(seq)
+        spans.extend((start + base, end + base, entity) for start, end, entity in mentions)
+        seq.extend(tokens)
+        seq.append(end_idx)
+    cut = max(0, len(seq) - limit)
+    kept = [(start - cut, end - cut, entity) for start, end, entity in spans if start >= cut]
+    return seq[cut:], kept
+
+
+def recent_entities(turn_mentions: Sequence[Sequence[Mention]], turn_lengths: Sequence[int]) -> List[int]:
+    """Entity ids of the (untruncated) context, most recently mentioned first, without repeats."""
+    last_end: Dict[int, int] = {}
+    base = 0
+    for mentions, length in zip(turn_mentions, turn_lengths, strict=True):
+        for _start, end, entity in mentions:
+            last_end[entity] = max(last_end.get(entity, -1), base + end)
+        base += length + 1
+    return sorted(last_end, key=lambda entity: (-last_end[entity], entity))
+
+
+@register_dataset("ReDialReview", language="en")
+class ReDialReviewDataset(_redial.ReDialDataset):
+    """CRSLab's ReDial dataset with C2-CRS's context spans and review sentences (see module docstring).
+
+    Options read from ``opt``: ``context_truncate`` (256), ``review_entity_limit`` (8), ``nb_review`` (1),
+    ``info_truncate`` (40).
+    """
+
+    def __init__(self, opt, tokenize, restore=False, save=False):
+        # set before super().__init__, which loads and processes everything
+        self.context_truncate = int(opt.get("context_truncate", None) or 256)
+        self.review_entity_limit = int(opt.get("review_entity_limit", 8))
+        self.nb_review = int(opt.get("nb_review", 1))
+        self.info_truncate = int(opt.get("info_truncate", 40))
+        super().__init__(opt, tokenize, restore, save)
+
+    def _side_file(self, name: str) -> Any:
+        path = os.path.join(self.dpath, name)
+        if not os.path.isfile(path):
+            raise MissingDataError(f"C2-CRS side file {path} not found. {build_hint(self.dpath)}")
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def _load_raw_data(self):
+        train_data, valid_data, test_data = super()._load_raw_data()
+        self.mentions = {split: self._side_file(MENTIONS_FILE.format(split=split))["conversations"]
+                         for split in SPLITS}
+        corpus = self._side_file(REVIEWS_FILE)
+        self.review_corpus_version = corpus["format_version"]
+        self.reviews: Dict[int, List[List[int]]] = {
+            int(entity): [sentence["ids"] for sentence in sentences]
+            for entity, sentences in corpus["entities"].items()}
+        logger.debug(f"[Load C2-CRS mentions and {len(self.reviews)} entity review lists from {self.dpath}]")
+        return train_data, valid_data, test_data
+
+    def _data_preprocess(self, train_data, valid_data, test_data):
+        processed = {}
+        for split, data in zip(SPLITS, (train_data, valid_data, test_data), strict=True):
+            processed[split] = self._process_split(split, data)
+            logger.debug(f"[Finish {split} data process]")
+        self._train_samples = processed["train"]
+        side_data = self._side_data_process()
+        logger.debug("[Finish side data process]")
+        return processed["train"], processed["valid"], processed["test"], side_data
+
+    def _process_split(self, split: str, raw_data: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        mentions = self.mentions[split]
+        path = os.path.join(self.dpath, MENTIONS_FILE.format(split=split))
+        samples: List[Dict[str, Any]] = []
+        for conversation in tqdm(raw_data):
+            conv_id = str(conversation["conv_id"])
+            spans = mentions.get(conv_id)
+            if spans is None or len(spans) != len(conversation["dialog"]):
+                raise MissingDataError(f"{path} does not match {split}_data.json at conversation {conv_id}; "
+                                       f"rebuild both. {build_hint(self.dpath)}")
+            samples.extend(self._conversation_samples(conversation["dialog"], spans))
+        return samples
+
+    def _conversation_samples(self, dialog: List[Dict[str, Any]], spans: List[List[List[int]]]
+                              ) -> List[Dict[str, Any]]:
+        """CRSLab's samples of one conversation, each extended with the C2-CRS fields."""
+        turns = self._merge_conv_data(dialog)
+        turn_mentions = merge_turn_mentions(dialog, spans)
+        samples = self._augment_and_add(turns)
+        # CRSLab emits one sample per merged turn after the first; sample k has turns[:k + 1] as context
+        turn_tokens = [turn["text"] for turn in turns]
+        end_idx = self.special_token_idx["end"]
+        for k, sample in enumerate(samples):
+            context_tokens, context_mentions = turn_tokens[:k + 1], turn_mentions[:k + 1]
+            sample["context_seq"], sample["context_mentions"] = truncate_context(
+                context_tokens, context_mentions, end_idx, self.context_truncate)
+            sample["review_sentences"] = self._review_sentences(
+                recent_entities(context_mentions, [len(tokens) for tokens in context_tokens]))
+        return samples
+
+    def _review_sentences(self, entities: List[int]) -> List[Tuple[int, List[int]]]:
+        selected: List[Tuple[int, List[int]]] = []
+        with_reviews = [entity for entity in entities if entity in self.reviews][:self.review_entity_limit]
+        for entity in with_reviews:
+            selected.extend((entity, sentence[:self.info_truncate])
+                            for sentence in self.reviews[entity][:self.nb_review])
+        return selected
+
+    def _side_data_process(self):
+        side_data = super()._side_data_process()
+        counts: Counter = Counter()
+        end_idx = self.special_token_idx["end"]
+        for sample in self._train_samples:
+            counts.update(sample["response"])
+            counts[end_idx] += 1
+        side_data["token_freq"] = [counts.get(idx, 0) for idx in range(len(self.tok2ind))]
+        side_data["review_corpus_version"] = self.review_corpus_version
+        return side_data

@@ -1,0 +1,111 @@
+"""Every input fault stops the build with a DataBuildError naming the file and record, leaving no output."""
+import json
+import pickle
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from crslab_c2crs.data.builder import DataBuildError, build_redial
+from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
+
+
+def _edit_json(path: Path, edit: Callable) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_line(path: Path, lineno: int, edit: Callable[[dict], None]) -> None:
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[lineno - 1])
+    edit(record)
+    lines[lineno - 1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _replace_line(path: Path, lineno: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Evil:
+    pass
+
+
+def _set_message_text(record, text):
+    record["messages"][1]["text"] = text
+
+
+CORRUPTIONS = {
+    "missing input file": (lambda r: (r / "kgsf" / "mask4key.npy").unlink(), r"missing input file: .*mask4key\.npy"),
+    "malformed JSON line": (lambda r: _replace_line(r / "raw" / "valid_data.jsonl", 3, '{"conversationId": '),
+                            r"valid_data\.jsonl, line 3: malformed JSON line"),
+    "JSON line not an object": (lambda r: _replace_line(r / "raw" / "test_data.jsonl", 2, "[1, 2]"),
+                                r"test_data\.jsonl, line 2: expected a JSON object"),
+    "malformed JSON document": (lambda r: (r / "crslab_nltk" / "entity2id.json").write_text('{"a": 1,\n "b"'),
+                                r"entity2id\.json: malformed JSON at line 2"),
+    "unknown movie id": (lambda r: _edit_line(r / "raw" / "test_data.jsonl", 4,
+                                              lambda rec: _set_message_text(rec, "see @999999 !")),
+                         r"test_data\.jsonl, line 4 \(conversation 3003\), message 1: unknown movie id @999999"),
+    "movie entity id out of range": (
+        lambda r: _edit_json(r / "derived" / "redial_context_movie_id2crslab_entityId.json",
+                             lambda d: d.update({"100005": 99999})),
+        r"redial_context_movie_id2crslab_entityId\.json, movie 100005: entity id 99999 out of range"),
+    "movie entity not an item": (
+        lambda r: _edit_json(r / "derived" / "redial_context_movie_id2crslab_entityId.json",
+                             lambda d: d.update({"100005": 61})),
+        r"movie 100005: entity id 61 is not in movie_ids\.json"),
+    "KG tail out of range": (lambda r: _edit_json(r / "crslab_nltk" / "dbpedia_subkg.json",
+                                                  lambda d: d["1"].append([69, 4242])),
+                             r"dbpedia_subkg\.json, head 1, edge \[69, 4242\]: entity id 4242 out of range"),
+    "movie_ids out of range": (lambda r: _edit_json(r / "crslab_nltk" / "movie_ids.json", lambda d: d.append(0)),
+                               r"movie_ids\.json, item 60: entity id 0 out of range"),
+    "entity id not positive": (lambda r: _edit_json(r / "crslab_nltk" / "entity2id.json",
+                                                    lambda d: d.update({"<x>": 0})),
+                               r"entity2id\.json, entity '<x>': id 0 must be a positive int"),
+    "special token ids": (lambda r: _edit_json(r / "crslab_nltk" / "token2id.json",
+                                               lambda d: d.update({"__unk__": 9, "I": 3})),
+                          r"token2id\.json: special token '__unk__' must have id 3"),
+    "unknown sender": (lambda r: _edit_line(r / "raw" / "valid_data.jsonl", 2,
+                                            lambda rec: rec["messages"][0].update({"senderWorkerId": 77})),
+                       r"valid_data\.jsonl, line 2 \(conversation 2001\), message 0: senderWorkerId 77"),
+    "message without text": (lambda r: _edit_line(r / "raw" / "valid_data.jsonl", 1,
+                                                  lambda rec: rec["messages"][2].pop("text")),
+                             r"line 1 \(conversation 2000\), message 2: a message needs a 'text' string"),
+    "conversation without messages": (lambda r: _edit_line(r / "raw" / "valid_data.jsonl", 1,
+                                                           lambda rec: rec.pop("messages")),
+                                      r"valid_data\.jsonl, line 1 .*needs 'conversationId' and a 'messages'"),
+    "duplicate conversation": (lambda r: _edit_line(r / "raw" / "valid_data.jsonl", 2,
+                                                    lambda rec: rec.update({"conversationId": "2000"})),
+                               r"valid_data\.jsonl, line 2: duplicate conversationId 2000"),
+    "copy mask length": (lambda r: np.save(r / "kgsf" / "mask4movie.npy", np.zeros(3)),
+                         r"mask4movie\.npy: copy mask has 3 entries"),
+    "movie meta malformed elsewhere": (lambda r: (r / "movie_meta" / "cfcrs_id2info.json").write_text('{"1": x}'),
+                                       r"cfcrs_id2info\.json: malformed JSON at line 1"),
+    "review record": (lambda r: _edit_line(r / "reviews" / "aclimdb_redial_reviews.jsonl", 2,
+                                           lambda rec: rec.pop("rating")),
+                      r"aclimdb_redial_reviews\.jsonl, line 2: a review needs"),
+    "pickle with a class": (lambda r: (r / "reviews" / "revcore_movie2tokenreview_helpful.pkl").write_bytes(
+        pickle.dumps({"1": Evil()})), r"refusing to unpickle .*Evil"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_corrupted_input_stops_the_build(name, tiny_raw_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw_dir, raw)
+    corrupt, message = CORRUPTIONS[name]
+    corrupt(raw)
+    with pytest.raises(DataBuildError, match=message):
+        build_redial(raw, tmp_path / "root")
+    assert not dataset_dir(tmp_path / "root").exists()
+    assert not kgsf_dir(tmp_path / "root").exists()
+
+
+def test_missing_raw_folder(tmp_path):
+    with pytest.raises(DataBuildError, match="raw data folder not found"):
+        build_redial(tmp_path / "nowhere", tmp_path / "root")

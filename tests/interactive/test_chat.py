@@ -1,0 +1,63 @@
+"""Interactive mode through run_crslab.py -rs -i with a piped script, for KGSF and KBRD (C2-CRS in
+tests/test_c2crs_end_to_end.py): titles are linked, recommendations are titles, bad input does not crash."""
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from crslab_c2crs.cli import main
+from tests.test_runner import SHORT
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = "\n".join([
+    "hi , I like the shinning ( 1991 ) and Forrest Gump",
+    "",
+    "?!?!",
+    "blorf zzkx quux",
+    "x" * 10000,
+    " ".join(["funny"] * 3000),
+    "Ich mag Filme über Paris — très bien ☃",
+    "have you seen @100007 ?",
+    "I liked a movie called Qwertyuiop Asdfgh",
+    "[RESET]",
+    "any funny movie ?",
+    "[EXIT]",
+    "this line is never read",
+]) + "\n"
+
+
+def chat_transcript(model, root, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    base = ["-c", str(ROOT / f"config/{model.lower()}/redial.yaml"), "-g", "-1", "--data-root", str(root),
+            "--seed", "1", "--set", "num_threads=1"]
+    for override in SHORT[model]:
+        base += ["--set", override]
+    assert main(base + ["-ss"]) == 0
+    saved = sorted(p.name for p in (Path(root) / "save").iterdir())
+    monkeypatch.setattr("sys.stdin", io.StringIO(SCRIPT))
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    assert main(base + ["-rs", "-i"]) == 0
+    assert sorted(p.name for p in (Path(root) / "save").iterdir()) == saved
+    return out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["KGSF", "KBRD"])
+def test_scripted_chat(model, tiny_root, tmp_path, monkeypatch):
+    transcript = chat_transcript(model, tiny_root, tmp_path, monkeypatch)
+    assert "Linked: The Shining (1991), Forrest Gump (1993)" in transcript
+    assert "Linked: Tiny Picture 7 (1997)" in transcript
+    replies = re.findall(r"^System: (.*)$", transcript, flags=re.M)
+    recommendations = re.findall(r"^Recommended: (.*)$", transcript, flags=re.M)
+    assert len(replies) == len(recommendations) >= 6
+    titles = re.findall(r"\d+\. (.+?) \((\d{4})\)", recommendations[0])
+    assert len(titles) == 5
+    assert all(not title.startswith("@") for title, _ in titles)
+    assert "only its last" in transcript
+    assert "Say something about movies" in transcript
+    assert "(New conversation.)" in transcript
+    assert "never read" not in transcript
+    assert "Traceback" not in transcript
+    assert "Latency" in transcript
