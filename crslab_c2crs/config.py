@@ -25,12 +25,16 @@ STAGE_KEYS: Set[str] = {
 }
 _MODEL_KEYS: Dict[str, Set[str]] = {}
 _MODEL_STAGES: Dict[str, Set[str]] = {}
+_MODEL_STAGE_KEYS: Dict[str, Set[str]] = {}
 
 
-def register_config_keys(model: str, keys: Iterable[str], stages: Iterable[str]) -> None:
-    """Declare the top-level ``keys`` and the per-stage sections (``stages``) that ``model`` reads."""
+def register_config_keys(model: str, keys: Iterable[str], stages: Iterable[str],
+                         stage_keys: Iterable[str] = ()) -> None:
+    """Declare the top-level ``keys``, the per-stage sections (``stages``) and any keys of those sections
+    beyond CRSLab's :data:`STAGE_KEYS` (``stage_keys``) that ``model`` reads."""
     _MODEL_KEYS.setdefault(model, set()).update(keys)
     _MODEL_STAGES.setdefault(model, set()).update(stages)
+    _MODEL_STAGE_KEYS.setdefault(model, set(STAGE_KEYS)).update(stage_keys)
 
 
 _TRANSFORMER_KEYS = ("token_emb_dim", "kg_emb_dim", "n_heads", "n_layers", "ffn_size", "dropout",
@@ -89,9 +93,9 @@ def validate(opt: Mapping[str, Any], source: str) -> None:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: section {key!r} must be a mapping, got {value!r}")
             for sub in value:
-                if sub not in STAGE_KEYS:
+                if sub not in _MODEL_STAGE_KEYS[model]:
                     raise ConfigError(f"{source}: unknown key {key}.{sub!r} for model {model}; known keys of "
-                                      f"{key}: {sorted(STAGE_KEYS)}")
+                                      f"{key}: {sorted(_MODEL_STAGE_KEYS[model])}")
         elif key not in known:
             raise ConfigError(f"{source}: unknown key {key!r} for model {model}; known keys: "
                               f"{sorted(known | stages)}")

@@ -16,6 +16,9 @@ SHORT = {
              "conv.batch_size=16", "token_emb_dim=16", "kg_emb_dim=16", "ffn_size=16", "n_positions=300"],
     "KBRD": ["rec.epoch=1", "conv.epoch=1", "rec.batch_size=16", "conv.batch_size=16", "token_emb_dim=16",
              "kg_emb_dim=16", "ffn_size=16", "user_proj_dim=16", "n_positions=300"],
+    "C2CRS": ["coarse.epoch=1", "fine.epoch=1", "rec.epoch=2", "conv.epoch=1", "coarse.batch_size=16",
+              "fine.batch_size=16", "rec.batch_size=16", "conv.batch_size=16", "token_dim=16", "kg_dim=16",
+              "ffn_size=16", "n_positions=300"],
 }
 
 

@@ -15,8 +15,9 @@ the side files written by ``python -m crslab_c2crs.data build redial``: ``c2crs_
   ``opt['nb_review']`` (1) ranked sentences cut to ``opt['info_truncate']`` (40) ids, no start/end tokens.
 
 ``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each token id occurs in the
-training responses, counting one ``end`` (2) per response because the decoder is trained to emit it; and
-``review_corpus_version`` (the review file's ``format_version``).
+training responses, counting one ``end`` (2) per response because the decoder is trained to emit it;
+``review_corpus_version`` (the review file's ``format_version``); and ``entity_reviews`` (entity id -> ranked
+sentence token ids).
 """
 from __future__ import annotations
 
@@ -98,6 +99,16 @@ def recent_entities(turn_mentions: Sequence[Sequence[Mention]], turn_lengths: Se
     return sorted(last_end, key=lambda entity: (-last_end[entity], entity))
 
 
+def select_review_sentences(entities: Sequence[int], reviews: Mapping[int, Sequence[Sequence[int]]],
+                            entity_limit: int, nb_review: int, info_truncate: int) -> List[Tuple[int, List[int]]]:
+    """``(entity_id, token_ids)`` review sentences for ``entities`` (most recent first): the first
+    ``entity_limit`` entities that have sentences, their top ``nb_review`` sentences cut to ``info_truncate``."""
+    selected: List[Tuple[int, List[int]]] = []
+    for entity in [entity for entity in entities if entity in reviews][:entity_limit]:
+        selected.extend((entity, list(sentence[:info_truncate])) for sentence in reviews[entity][:nb_review])
+    return selected
+
+
 @register_dataset("ReDialReview", language="en")
 class ReDialReviewDataset(_redial.ReDialDataset):
     """CRSLab's ReDial dataset with C2-CRS's context spans and review sentences (see module docstring).
@@ -174,12 +185,8 @@ class ReDialReviewDataset(_redial.ReDialDataset):
         return samples
 
     def _review_sentences(self, entities: List[int]) -> List[Tuple[int, List[int]]]:
-        selected: List[Tuple[int, List[int]]] = []
-        with_reviews = [entity for entity in entities if entity in self.reviews][:self.review_entity_limit]
-        for entity in with_reviews:
-            selected.extend((entity, sentence[:self.info_truncate])
-                            for sentence in self.reviews[entity][:self.nb_review])
-        return selected
+        return select_review_sentences(entities, self.reviews, self.review_entity_limit, self.nb_review,
+                                       self.info_truncate)
 
     def _side_data_process(self):
         side_data = super()._side_data_process()
@@ -190,4 +197,6 @@ class ReDialReviewDataset(_redial.ReDialDataset):
             counts[end_idx] += 1
         side_data["token_freq"] = [counts.get(idx, 0) for idx in range(len(self.tok2ind))]
         side_data["review_corpus_version"] = self.review_corpus_version
+        # interactive mode selects the review sentences of a live conversation from the same ranked lists
+        side_data["entity_reviews"] = self.reviews
         return side_data

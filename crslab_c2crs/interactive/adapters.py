@@ -79,6 +79,13 @@ class C2CRSAdapter(Adapter):
     def _sample(self, session: ChatSession) -> Dict[str, Any]:
         return self.system.interactive_sample(session)
 
+    def _rec_batch(self, sample: Dict[str, Any]):
+        # the C2-CRS loader batches {"sample", "item"} entries that share one sample dict
+        return self.loader.rec_batchify([{"sample": sample, "item": self.item_ids[0]}])
+
+    def _conv_batch(self, sample: Dict[str, Any]):
+        return self.loader.conv_batchify([{"sample": sample}])
+
     def _rec_scores(self, batch) -> torch.Tensor:
         return self.model.recommend(batch, "test")[1]
 

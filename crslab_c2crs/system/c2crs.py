@@ -13,6 +13,7 @@ there, so e.g. only the conversation stage can be redone.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import time
 from typing import Any, Dict, Optional
@@ -45,7 +46,8 @@ ABLATIONS = {
 }
 SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
 register_model("C2CRS")(C2CRSModel)
-register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES)
+# max_batches: train batches per epoch (a shortened epoch, for quick runs); default the whole training set.
+register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES, ("max_batches",))
 
 
 @register_system("C2CRS")
@@ -165,11 +167,13 @@ class C2CRSSystem(BaseSystem):
             return loader.get_rec_data(batch_size, shuffle=shuffle)
         return loader.get_conv_data(batch_size, shuffle=shuffle)
 
-    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int) -> Dict[str, float]:
+    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int,
+                   max_batches: Optional[int] = None) -> Dict[str, float]:
         self.evaluator.reset_metrics()
         self.model.train(mode == "train")
+        batches = self._batches(loader, stage, batch_size, shuffle=(mode == "train"))
         with torch.set_grad_enabled(mode == "train"):
-            for batch in self._batches(loader, stage, batch_size, shuffle=(mode == "train")):
+            for batch in itertools.islice(batches, max_batches):
                 self.step(batch, stage, mode)
         self.model.kg_cache_clear()
         return self.evaluator.report(epoch=epoch, mode=mode)
@@ -198,8 +202,9 @@ class C2CRSSystem(BaseSystem):
         for epoch in range(epochs):
             logger.info(f"[{stage} epoch {epoch}] train")
             epoch_start = time.time()
-            self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch)
-            samples += self._stage_size(stage)
+            max_batches = stage_opt.get("max_batches")
+            self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch, max_batches)
+            samples += min(self._stage_size(stage), max_batches * batch_size if max_batches else float("inf"))
             logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s; valid")
             valid = self._run_epoch(self.valid_dataloader, stage, "val", batch_size, epoch)
             score = self._validation_score(stage, valid)
@@ -243,6 +248,21 @@ class C2CRSSystem(BaseSystem):
             if self._stage_opt(stage)["epoch"] <= 0 and stage not in ("rec", "conv"):
                 continue
             self.run_stage(stage)
+
+    def interactive_sample(self, session) -> Dict[str, Any]:
+        """The live conversation of ``session`` as a ReDialReview sample (same fields as the dataset's)."""
+        from crslab_c2crs.data.dataset import recent_entities, select_review_sentences, truncate_context
+
+        turns = session.utterances
+        tokens = [turn.token_ids for turn in turns]
+        mentions = [turn.mentions for turn in turns]
+        sample = session.crslab_sample()
+        sample["context_seq"], sample["context_mentions"] = truncate_context(
+            tokens, mentions, self.end_token_idx, self.opt.get("context_truncate", 256))
+        sample["review_sentences"] = select_review_sentences(
+            recent_entities(mentions, [len(t) for t in tokens]), self.side_data.get("entity_reviews", {}),
+            self.opt.get("review_entity_limit", 8), self.opt.get("nb_review", 1), self.opt.get("info_truncate", 40))
+        return sample
 
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import chat

@@ -1,5 +1,5 @@
-"""Interactive mode through run_crslab.py -rs -i with a piped script, for KGSF and KBRD (C2-CRS in
-tests/test_c2crs_end_to_end.py): titles are linked, recommendations are titles, bad input does not crash."""
+"""Interactive mode through run_crslab.py -rs -i with a piped script, for KGSF, KBRD and C2-CRS: titles are
+linked, recommendations are titles, bad input does not crash, nothing is written to the data root."""
 import io
 import re
 from pathlib import Path
@@ -44,7 +44,7 @@ def chat_transcript(model, root, workdir, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["KGSF", "KBRD"])
+@pytest.mark.parametrize("model", ["KGSF", "KBRD", "C2CRS"])
 def test_scripted_chat(model, tiny_root, tmp_path, monkeypatch):
     transcript = chat_transcript(model, tiny_root, tmp_path, monkeypatch)
     assert "Linked: The Shining (1991), Forrest Gump (1993)" in transcript

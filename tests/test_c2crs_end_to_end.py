@@ -1,0 +1,80 @@
+"""C2-CRS through run_crslab.py on the tiny dataset: all four stages, checkpoints and resuming, seeds,
+ablations."""
+import json
+from pathlib import Path
+
+import pytest
+
+from crslab_c2crs.cli import main
+from crslab_c2crs.system.c2crs import ABLATIONS, STAGES
+from tests.test_runner import SHORT
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "config/c2crs/redial.yaml")
+
+
+def run_c2crs(root, workdir, name, extra=()):
+    results = workdir / f"{name}.json"
+    argv = ["-c", CONFIG, "-g", "-1", "--data-root", str(root), "--seed", "3", "--results", str(results),
+            "--set", "num_threads=1", "--set", f"checkpoint_dir={name}"]
+    for override in SHORT["C2CRS"] + list(extra):
+        argv += ["--set", override]
+    code = main(argv)
+    return code, json.loads(results.read_text()) if code == 0 else None
+
+
+def reports_in_test(result):
+    """The test reports of a run, in order (rec test, then conv test)."""
+    return [entry["metrics"] for entry in result["history"] if entry["mode"] == "test"]
+
+
+@pytest.mark.slow
+def test_all_stages_run_save_checkpoints_and_report(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, result = run_c2crs(tiny_root, tmp_path, "full")
+    assert code == 0
+    for stage in STAGES:
+        assert (tiny_root / "save" / "full" / f"{stage}.pth").is_file()
+    rec_test, conv_test = reports_in_test(result)
+    assert {"hit@1", "hit@10", "hit@50"} <= set(rec_test)
+    assert {"dist@2", "dist_ratio@2", "bleu@1"} <= set(conv_test)
+    train = [entry["metrics"] for entry in result["history"] if entry["mode"] == "train"]
+    assert "coarse_loss" in train[0] and "fine_loss" in train[1] and "rec_loss" in train[2]
+    printed = capsys.readouterr().out
+    assert "Recall@10" in printed and "Dist-2 (paper)" in printed
+
+
+@pytest.mark.slow
+def test_resumed_conv_stage_equals_the_uninterrupted_run_and_seeds_repeat(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, first = run_c2crs(tiny_root, tmp_path, "seeded")
+    _, again = run_c2crs(tiny_root, tmp_path, "seeded_again")
+    assert reports_in_test(first) == reports_in_test(again)
+    code, resumed = run_c2crs(tiny_root, tmp_path, "seeded", ["start_stage=conv"])
+    assert code == 0
+    assert reports_in_test(resumed) == reports_in_test(first)[1:]
+
+
+def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "rec.pth" in err and "Run the earlier stages first" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ablation", sorted(set(ABLATIONS) - {"none"}))
+def test_every_ablation_runs(ablation, tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, result = run_c2crs(tiny_root, tmp_path, f"abl_{ablation}", [f"ablation={ablation}", "rec.epoch=1"])
+    assert code == 0
+    assert "hit@10" in reports_in_test(result)[0]
+
+
+def test_unknown_ablation_and_stage_are_named(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_c2crs(tiny_root, tmp_path, "bad", ["ablation=no_everything"])[0] == 2
+    assert "ablation: unknown value 'no_everything'" in capsys.readouterr().err
+    assert run_c2crs(tiny_root, tmp_path, "bad", ["start_stage=dessert"])[0] == 2
+    assert "unknown stage 'dessert'" in capsys.readouterr().err
