@@ -7,7 +7,12 @@ DATA_ROOT ?= data
 CONFIG ?= config/c2crs/redial.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data run quickstart test clean-venv
+# A short C2-CRS run (about 15 minutes on 2 cores): every stage, shortened epochs, full validation and test sets.
+QUICK := --set coarse.epoch=1 --set coarse.max_batches=10 --set fine.epoch=1 --set fine.max_batches=10 \
+	--set rec.epoch=1 --set rec.max_batches=20 --set conv.epoch=1 --set conv.max_batches=10 \
+	--set checkpoint_dir=C2CRS_quickstart
+
+.PHONY: setup data run quickstart test
 
 # The venv is rebuilt only when setup.py or this Makefile changes, so a second `make setup` is a no-op.
 $(STAMP): setup.py Makefile
@@ -33,6 +38,9 @@ data: $(DATA_ROOT)/dataset/redial/nltk/.built
 
 run: data
 	$(PY) run_crslab.py --config $(CONFIG) --data-root $(DATA_ROOT) $(ARGS)
+
+quickstart: data
+	$(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) -ss $(QUICK) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
