@@ -114,18 +114,10 @@ class ChatSession:
 
     def context_entities(self) -> List[int]:
         """Entities and movies of the whole conversation, first-seen order, de-duplicated (as CRSLab)."""
-        seen: Dict[int, None] = {}
-        for utterance in self.utterances:
-            for entity in utterance.entities:
-                seen.setdefault(entity, None)
-        return list(seen)
+        return list(dict.fromkeys(entity for utterance in self.utterances for entity in utterance.entities))
 
     def context_words(self) -> List[int]:
-        seen: Dict[int, None] = {}
-        for utterance in self.utterances:
-            for word in utterance.words:
-                seen.setdefault(word, None)
-        return list(seen)
+        return list(dict.fromkeys(word for utterance in self.utterances for word in utterance.words))
 
     def context_items(self) -> List[int]:
         movies = {movie.entity_id for movie in self.movie_linker.movies}

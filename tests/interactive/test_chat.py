@@ -61,3 +61,22 @@ def test_scripted_chat(model, tiny_root, tmp_path, monkeypatch):
     assert "never read" not in transcript
     assert "Traceback" not in transcript
     assert "Latency" in transcript
+
+
+@pytest.mark.slow
+def test_chat_through_a_real_pipe(tiny_root, tmp_path, monkeypatch):
+    """The documented shell usage: a script piped into run_crslab.py -rs -i in a separate process."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    base = ["-c", str(ROOT / "config/kbrd/redial.yaml"), "-g", "-1", "--data-root", str(tiny_root),
+            "--set", "num_threads=1"] + [arg for override in SHORT["KBRD"] for arg in ("--set", override)]
+    assert main(base + ["-ss"]) == 0
+    proc = subprocess.run([sys.executable, str(ROOT / "run_crslab.py")] + base + ["-rs", "-i"],
+                          input="I like Forrest Gump\n\n", capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Linked: Forrest Gump (1993)" in proc.stdout
+    assert re.search(r"^Recommended: 1\. .+ \(\d{4}\)", proc.stdout, flags=re.M)
+    assert "Traceback" not in proc.stderr

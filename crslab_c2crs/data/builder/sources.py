@@ -114,12 +114,16 @@ class RawLayout:
                 raise DataBuildError(f"missing input file: {path}")
 
 
-def read_json(path: Path) -> Any:
-    """Load one JSON document; a syntax error names the file, line and column."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataBuildError(f"missing input file: {path}") from None
+
+
+def read_json(path: Path) -> Any:
+    """Load one JSON document; a syntax error names the file, line and column."""
+    text = _read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -155,10 +159,7 @@ def read_movie_meta(path: Path) -> Dict[str, Dict[str, Any]]:
     The published file is invalid JSON because of one stray character; it is removed in memory (the file
     is never edited) only when the parser stops exactly there.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataBuildError(f"missing input file: {path}") from None
+    text = _read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
