@@ -7,6 +7,7 @@ matches never overlap. Short titles (``Up``, ``Her``, ``It``) are common words, 
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -51,23 +52,38 @@ class MovieLinker:
         self.threshold = threshold
         self.max_window = max_window
         self.min_fuzzy_chars = min_fuzzy_chars
-        # Most-mentioned first is the input order, so ties go to the movie people talk about most.
-        self._keys = [normalise(movie.title) for movie in self.movies]
+        # Titles sorted by key length: fuzz.ratio >= threshold bounds the length ratio of the two strings, so
+        # a window is compared only with titles of compatible length. The sort is stable, so among equal
+        # scores the most-mentioned movie (first in the input) still wins.
+        order = sorted(range(len(self.movies)), key=lambda i: len(normalise(self.movies[i].title)))
+        self._sorted_movies = [self.movies[i] for i in order]
+        self._keys = [normalise(movie.title) for movie in self._sorted_movies]
+        self._lengths = [len(key) for key in self._keys]
         self._exact: Dict[str, Movie] = {}
         for movie in self.movies:
             self._exact.setdefault(movie.title, movie)
 
-    def _window_match(self, text: str, raw: str, year: Optional[int]) -> Optional[Tuple[Movie, float]]:
+    def _candidates(self, key: str) -> Tuple[int, int]:
+        """Index range of the titles whose length allows ``fuzz.ratio(key, title) >= threshold``."""
+        ratio = self.threshold / 100.0
+        low = len(key) * ratio / (2.0 - ratio)
+        high = len(key) * (2.0 - ratio) / ratio
+        return bisect.bisect_left(self._lengths, low), bisect.bisect_right(self._lengths, high)
+
+    def _window_match(self, text: str, year: Optional[int]) -> Optional[Tuple[Movie, float]]:
         key = normalise(text)
         if not key:
             return None
         if len(key) < self.min_fuzzy_chars:
-            movie = self._exact.get(raw)
+            # short titles are common words ("Up", "It") or numbers ("2"): only a capitalised exact match counts
+            movie = self._exact.get(text) if text[:1].isupper() else None
             return (movie, 100.0) if movie and (year is None or movie.year == year) else None
-        candidates = process.extract(key, self._keys, scorer=fuzz.ratio, score_cutoff=self.threshold, limit=5)
+        start, end = self._candidates(key)
+        candidates = process.extract(key, self._keys[start:end], scorer=fuzz.ratio, score_cutoff=self.threshold,
+                                     limit=5)
         best = None
         for _, score, index in candidates:
-            movie = self.movies[index]
+            movie = self._sorted_movies[start + index]
             if year is not None and movie.year is not None:
                 score += 5.0 if movie.year == year else -10.0
             if score >= self.threshold and (best is None or score > best[1]):
@@ -83,13 +99,17 @@ class MovieLinker:
                 matches.append(TitleMatch(i, i + 1, self.by_id[int(token[1:])], 100.0))
                 taken[i] = True
         found: List[TitleMatch] = []
+        seen: Dict[Tuple[str, Optional[int]], Optional[Tuple[Movie, float]]] = {}
         for start in range(len(tokens)):
             for end in range(min(len(tokens), start + self.max_window), start, -1):
                 if any(taken[start:end]):
                     continue
                 words = list(tokens[start:end])
                 year = _year_after(tokens, end)
-                hit = self._window_match(" ".join(words), " ".join(words), year)
+                text = " ".join(words)
+                if (text, year) not in seen:
+                    seen[(text, year)] = self._window_match(text, year)
+                hit = seen[(text, year)]
                 if hit:
                     found.append(TitleMatch(start, end, hit[0], hit[1] + 0.01 * (end - start)))
         for match in sorted(found, key=lambda m: (-m.score, m.start)):

@@ -9,6 +9,7 @@ MOVIES = [
     Movie(444, 44, "The Notebook", 2004),
     Movie(555, 55, "Halloween", 1978),
     Movie(556, 56, "Halloween", 2018),
+    Movie(777, 77, "2", 1980),
 ]
 LINKER = MovieLinker(MOVIES)
 
@@ -35,6 +36,10 @@ def test_year_picks_the_right_remake():
 def test_short_titles_need_exact_capitalised_match():
     assert titles("what is up with you") == []
     assert titles("I loved Up") == [("Up", 2009)]
+
+
+def test_numbers_are_not_short_titles():
+    assert titles("have you seen the godfather 2 ?") == [("The Godfather", 1972)]
 
 
 def test_nothing_matches_in_unrelated_text():
