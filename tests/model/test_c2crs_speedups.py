@@ -38,3 +38,20 @@ def test_frozen_encoders_get_no_gradient_and_the_kg_is_encoded_once():
     assert all(p.grad is None for p in model.history_encoder.parameters() if id(p) not in shared)
     assert model.token_embedding.weight.grad is not None
     assert any(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_repeated_eval_calls_keep_the_cached_kg():
+    model = tiny_c2crs.model()
+    encodes = []
+    original = model.kg_encoder.encode_graph
+    model.kg_encoder.encode_graph = lambda: encodes.append(1) or original()
+    with torch.no_grad():
+        for _ in range(3):
+            model.eval()
+            model.recommend(tiny_c2crs.batch(), "test")
+    assert len(encodes) == 1
+    model.train()
+    model.eval()
+    with torch.no_grad():
+        model.recommend(tiny_c2crs.batch(), "test")
+    assert len(encodes) == 2

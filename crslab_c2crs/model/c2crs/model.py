@@ -160,7 +160,9 @@ class C2CRSModel(BaseModel):
         self._kg_cache = None
 
     def train(self, mode: bool = True) -> "C2CRSModel":
-        if "kg" not in getattr(self, "frozen", ()):
+        # Entering training frees the cached node matrix (training never reads it); staying in eval keeps it,
+        # so repeated eval() calls (interactive mode) do not recompute the full-graph R-GCN.
+        if mode and not self.training and "kg" not in getattr(self, "frozen", ()):
             self.kg_cache_clear()
         return super().train(mode)
 
