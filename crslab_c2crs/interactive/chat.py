@@ -16,6 +16,7 @@ from loguru import logger
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 import crslab.config
+from crslab_c2crs.data.builder.linking import entity_label
 from crslab_c2crs.data.movies import load_movies
 from crslab_c2crs.interactive.adapters import Adapter, adapter_for
 from crslab_c2crs.interactive.linker import MovieLinker
@@ -82,6 +83,8 @@ class Chat:
             lines.append(f"(Your message was long: only its last {len(understood.tokens)} words were read.)")
         if understood.movies:
             lines.append("Linked: " + ", ".join(movie.display for movie in understood.movies))
+        if understood.entities:
+            lines.append("Entities: " + ", ".join(entity_label(name) or name for name in understood.entities))
         scores = self.adapter.recommend(self.session)
         mentioned = set(self.session.context_items())
         ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]

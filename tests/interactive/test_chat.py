@@ -21,7 +21,7 @@ SCRIPT = "\n".join([
     "have you seen @100007 ?",
     "I liked a movie called Qwertyuiop Asdfgh",
     "[RESET]",
-    "any funny movie ?",
+    "any funny movie with Tom Hanks ?",
     "[EXIT]",
     "this line is never read",
 ]) + "\n"
@@ -49,6 +49,7 @@ def test_scripted_chat(model, tiny_root, tmp_path, monkeypatch):
     transcript = chat_transcript(model, tiny_root, tmp_path, monkeypatch)
     assert "Linked: The Shining (1991), Forrest Gump (1993)" in transcript
     assert "Linked: Tiny Picture 7 (1997)" in transcript
+    assert "Entities: Tom Hanks" in transcript
     replies = re.findall(r"^System: (.*)$", transcript, flags=re.M)
     recommendations = re.findall(r"^Recommended: (.*)$", transcript, flags=re.M)
     assert len(replies) == len(recommendations) >= 6
