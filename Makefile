@@ -7,7 +7,7 @@ DATA_ROOT ?= data
 CONFIG ?= config/c2crs/redial.yaml
 STAMP := $(VENV)/.installed
 
-# A short C2-CRS run (about 25 minutes on 2 cores): every stage, shortened epochs, full validation and test sets.
+# A short C2-CRS run (about 20 minutes on 2 cores): every stage, shortened epochs, full validation and test sets.
 QUICK := --set coarse.epoch=1 --set coarse.max_batches=10 --set fine.epoch=1 --set fine.max_batches=10 \
 	--set rec.epoch=1 --set rec.max_batches=20 --set conv.epoch=1 --set conv.max_batches=10 \
 	--set checkpoint_dir=C2CRS_quickstart
