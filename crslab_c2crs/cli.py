@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     quick_start.get_system = keep_system
     # Torch-geometric writes generated propagate_*.py files to the temp dir: keep them in one owned place.
+    previous_tmpdir = os.environ.get("TMPDIR")
     with tempfile.TemporaryDirectory(prefix="crslab_c2crs_") as tmp:
         os.environ["TMPDIR"] = tmp
         tempfile.tempdir = tmp
@@ -122,6 +123,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             quick_start.get_system = get_system
             tempfile.tempdir = None
+            if previous_tmpdir is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous_tmpdir
     history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
     result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
               "history": history, "test": summarise(history)}

@@ -23,7 +23,6 @@ import crslab.config
 from crslab.evaluator.metrics.base import AverageMetric, Metrics, aggregate_unnamed_reports
 from crslab.evaluator.metrics.gen import (BleuMetric, EmbeddingAverage, F1Metric, GreedyMatch,
                                           VectorExtrema)
-from crslab.evaluator.metrics.rec import HitMetric, MRRMetric, NDCGMetric
 from crslab.evaluator.standard import StandardEvaluator
 from crslab.evaluator.utils import nice_report
 
@@ -77,13 +76,6 @@ class C2CRSEvaluator(StandardEvaluator):
         import fasttext
 
         return fasttext.load_model(model_file)
-
-    def rec_evaluate(self, ranks: List[int], label: int) -> None:
-        for k in (1, 10, 50):
-            if len(ranks) >= k:
-                self.rec_metrics.add(f"hit@{k}", HitMetric.compute(ranks, label, k))
-                self.rec_metrics.add(f"ndcg@{k}", NDCGMetric.compute(ranks, label, k))
-                self.rec_metrics.add(f"mrr@{k}", MRRMetric.compute(ranks, label, k))
 
     def gen_evaluate(self, hyp: str, refs: List[str]) -> None:
         """Score one generated sentence ``hyp`` (space-joined tokens) against reference sentences ``refs``."""
