@@ -1,13 +1,18 @@
-"""One benchmarked run: ``run_crslab.py`` in this process, with per-stage timers and peak memory.
+"""One benchmarked run: ``run_crslab.py`` in this process, with per-stage timers, batch caps and peak memory.
 
-Usage: ``python -m bench.child --out run.json <run_crslab.py flags>``. Stage timers wrap the systems' stage
-methods (CRSLab's ``pretrain``/``train_recommender``/``train_conversation``, C2-CRS's ``run_stage``) and count the
-training samples that pass through ``step``, so every model is timed by the same rule.
+Usage: ``python -m bench.child --out run.json [--cap SPLIT.STAGE=N ...] <run_crslab.py flags>``.
+
+Stage timers wrap the systems' stage methods (CRSLab's ``pretrain``/``train_recommender``/``train_conversation``,
+C2-CRS's ``run_stage``) and time and count the training samples that pass through ``step``, so every model is
+timed by the same rule. Caps (``train.conv=40``: 40 training batches per conv epoch; ``test.*=2``) apply to
+CRSLab's ``BaseDataLoader.get_data``, which every model's loader uses, so one budget rule holds for all models.
+Stages are named ``pretrain`` (KGSF's MIM, C2-CRS's coarse and fine), ``rec`` and ``conv``.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import resource
 import sys
@@ -17,6 +22,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 STAGE_METHODS = {"pretrain": "pretrain", "train_recommender": "rec", "train_conversation": "conv"}
+BUDGET_STAGE = {"coarse": "pretrain", "fine": "pretrain"}
+# The loss each pre-training stage optimises, as the systems log it: KGSF's MIM loss, C2-CRS's Eq. 5 / Eq. 7.
+PRETRAIN_LOSS = {"pretrain": "info_loss", "coarse": "loss", "fine": "loss"}
+SPLITS = ("train", "valid", "test")
+Caps = Dict[str, Dict[str, int]]
 
 
 def _batch_size(batch: Any) -> int:
@@ -27,32 +37,107 @@ def _batch_size(batch: Any) -> int:
     return int(batch.shape[0])
 
 
-def install_timers(stats: Dict[str, Dict[str, float]]) -> None:
-    """Wrap the stage methods and ``step`` of the KGSF, KBRD and C2-CRS systems to fill ``stats``."""
+def parse_caps(specs: List[str]) -> Caps:
+    """``["train.conv=40", "test.*=2"]`` -> ``{"train": {"conv": 40}, "test": {"*": 2}}``."""
+    caps: Caps = {split: {} for split in SPLITS}
+    for spec in specs:
+        key, _, value = spec.partition("=")
+        split, _, stage = key.partition(".")
+        if split not in SPLITS or stage not in ("pretrain", "rec", "conv", "*") or not value.isdigit():
+            raise SystemExit(f"--cap {spec!r}: expected SPLIT.STAGE=N with SPLIT in {SPLITS}, STAGE one of "
+                             f"pretrain, rec, conv, * and N a positive integer")
+        caps[split][stage] = int(value)
+    return caps
+
+
+class StageTracker:
+    """The stage being run (``pretrain``, ``rec``, ``conv`` or C2-CRS's ``coarse``/``fine``), and its stats."""
+
+    def __init__(self) -> None:
+        self.current: Optional[str] = None
+        self.in_train_step = False
+        self.pretrain_losses: Dict[str, List[float]] = defaultdict(list)
+        self.stats: Dict[str, Dict[str, float]] = defaultdict(
+            lambda: {"seconds": 0.0, "train_step_seconds": 0.0, "train_samples": 0})
+
+    @property
+    def budget_stage(self) -> Optional[str]:
+        return BUDGET_STAGE.get(self.current, self.current)
+
+
+def install_batch_caps(caps: Caps, tracker: StageTracker) -> None:
+    """Stop each pass over a split after the capped number of batches of the current stage.
+
+    Training batches are always drawn by the seeded shuffle: CRSLab's KGSF system iterates its training data
+    unshuffled, and under a cap it would otherwise see the same first batches every epoch. Validation and test
+    passes stay unshuffled, so a capped test set is the same first samples for every model.
+    """
+    from crslab.data.dataloader.base import BaseDataLoader
+    from crslab.system.base import BaseSystem
+
+    init, get_data = BaseSystem.__init__, BaseDataLoader.get_data
+
+    @functools.wraps(init)
+    def marking_init(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs):
+        for loader, split in zip((train_dataloader, valid_dataloader, test_dataloader), SPLITS):
+            loader.bench_split = split
+        init(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs)
+
+    @functools.wraps(get_data)
+    def capped(self, batch_fn, batch_size, shuffle=True, process_fn=None):
+        split = getattr(self, "bench_split", None)
+        batches = get_data(self, batch_fn, batch_size, shuffle or split == "train", process_fn)
+        split_caps = caps.get(split, {})
+        return itertools.islice(batches, split_caps.get(tracker.budget_stage, split_caps.get("*")))
+
+    BaseSystem.__init__ = marking_init
+    BaseDataLoader.get_data = capped
+
+
+def install_timers(tracker: StageTracker) -> None:
+    """Wrap the stage methods and ``step`` of the KGSF, KBRD and C2-CRS systems to fill ``tracker.stats``."""
     import crslab_c2crs.system.baselines as baselines
     import crslab_c2crs.system.c2crs as c2crs
+    from crslab.evaluator.metrics.base import Metrics
 
-    current: List[Optional[str]] = [None]
+    stats = tracker.stats
+    add = Metrics.add
+
+    @functools.wraps(add)
+    def recording_add(self, key, value):
+        # Per-batch training loss of the pre-training stages, for the loss curves of the report.
+        if tracker.in_train_step and value is not None and key == PRETRAIN_LOSS.get(tracker.current):
+            tracker.pretrain_losses[tracker.current].append(float(value.value()))
+        add(self, key, value)
+
+    Metrics.add = recording_add
 
     def timed(method, stage_of):
         @functools.wraps(method)
         def wrapper(self, *args, **kwargs):
             stage = stage_of(args)
-            current[0] = stage
+            tracker.current = stage
             started = time.perf_counter()
             try:
                 return method(self, *args, **kwargs)
             finally:
                 stats[stage]["seconds"] += time.perf_counter() - started
-                current[0] = None
+                tracker.current = None
         return wrapper
 
     def counted(step):
         @functools.wraps(step)
         def wrapper(self, batch, stage, mode):
-            if mode == "train" and current[0] is not None:
-                stats[current[0]]["train_samples"] += _batch_size(batch)
-            return step(self, batch, stage, mode)
+            if mode != "train" or tracker.current is None:
+                return step(self, batch, stage, mode)
+            started = time.perf_counter()
+            tracker.in_train_step = True
+            try:
+                return step(self, batch, stage, mode)
+            finally:
+                tracker.in_train_step = False
+                stats[tracker.current]["train_step_seconds"] += time.perf_counter() - started
+                stats[tracker.current]["train_samples"] += _batch_size(batch)
         return wrapper
 
     for cls in (baselines.KGSFSystem, baselines.KBRDSystem):
@@ -67,18 +152,24 @@ def install_timers(stats: Dict[str, Dict[str, float]]) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cap", action="append", default=[], metavar="SPLIT.STAGE=N",
+                        help="batches per pass, e.g. train.conv=40 (training batches per conv epoch)")
     args, rest = parser.parse_known_args(argv)
     from crslab_c2crs.cli import build_parser, run
 
     run_args = build_parser().parse_args(rest)
-    stats: Dict[str, Dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "train_samples": 0})
-    install_timers(stats)
+    tracker = StageTracker()
+    install_batch_caps(parse_caps(args.cap), tracker)
+    install_timers(tracker)
     started = time.perf_counter()
     result = run(run_args)
     result["process_seconds"] = time.perf_counter() - started
-    for stage in stats.values():
-        stage["samples_per_s"] = stage["train_samples"] / stage["seconds"] if stage["seconds"] else 0.0
-    result["stages"] = dict(stats)
+    for stage in tracker.stats.values():
+        # Training throughput: samples through forward + backward + update, validation and test excluded.
+        seconds = stage["train_step_seconds"]
+        stage["samples_per_s"] = stage["train_samples"] / seconds if seconds else 0.0
+    result["stages"] = dict(tracker.stats)
+    result["pretrain_losses"] = dict(tracker.pretrain_losses)
     # ru_maxrss is in KiB on Linux.
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")

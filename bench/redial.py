@@ -27,18 +27,27 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CONFIGS = {"KBRD": "config/kbrd/redial.yaml", "KGSF": "config/kgsf/redial.yaml", "C2CRS": "config/c2crs/redial.yaml"}
 
-# Epoch budgets. The same rules for every model: equal rec and conv epochs and batch sizes; pre-training
-# (KGSF's MIM, C2-CRS's coarse + fine) gets the same number of epochs in total.
-PROFILES: Dict[str, Dict[str, List[str]]] = {
+# Budgets. The same rules for every model: equal rec and conv epochs and batch sizes; pre-training (KGSF's MIM,
+# C2-CRS's coarse + fine) gets the same number of epochs in total. ``caps`` (see bench.child) bound the batches
+# of a pass identically for every model: in the cpu profile, each pre-training epoch is 20 batches of 256 and
+# the conv epoch 40 batches of 128 (the rec epochs are whole), conv validation (early stopping only) sees 10
+# batches, the conv test the first 40 batches (5,120 samples); the rec test is always the whole test set.
+PROFILES: Dict[str, Dict[str, Any]] = {
     "cpu": {
-        "KBRD": ["rec.epoch=4", "rec.batch_size=256", "conv.epoch=2", "conv.batch_size=128"],
-        "KGSF": ["pretrain.epoch=2", "pretrain.batch_size=256", "rec.epoch=4", "rec.batch_size=256",
-                 "conv.epoch=2", "conv.batch_size=128"],
-        "C2CRS": ["coarse.epoch=1", "fine.epoch=1", "rec.epoch=4", "rec.batch_size=256",
-                  "conv.epoch=2", "conv.batch_size=128"],
+        "caps": ["train.pretrain=20", "valid.pretrain=10", "train.conv=40", "valid.conv=10", "test.conv=40"],
+        "overrides": {
+            "KBRD": ["rec.epoch=4", "rec.batch_size=256", "conv.epoch=1", "conv.batch_size=128"],
+            "KGSF": ["pretrain.epoch=2", "pretrain.batch_size=256", "rec.epoch=4", "rec.batch_size=256",
+                     "conv.epoch=1", "conv.batch_size=128"],
+            "C2CRS": ["coarse.epoch=1", "fine.epoch=1", "rec.epoch=4", "rec.batch_size=256",
+                      "conv.epoch=1", "conv.batch_size=128"],
+        },
     },
-    "paper": {"KBRD": [], "KGSF": [], "C2CRS": []},
+    "paper": {"caps": [], "overrides": {"KBRD": [], "KGSF": [], "C2CRS": []}},
 }
+# CRSLab's stock R-GCN costs ~24 s per forward + backward on the real KG (bench/results/rgcn.json), so runs with
+# it are speed probes: two training batches per stage, one validation and one test batch, no quality figures.
+SPEED_PROBE_CAPS = ["train.*=2", "valid.*=1", "test.*=1"]
 ABLATIONS = ("no_coarse", "no_fine", "no_pretrain", "multitask", "no_history", "no_kg", "no_review")
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"), ("D-2", "dist_ratio@2"), ("D-3", "dist_ratio@3"),
@@ -61,39 +70,43 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_one(name: str, model: str, overrides: List[str], args: argparse.Namespace, workdir: Path) -> Dict:
+def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
+            workdir: Path) -> Dict:
     """Train and test one configuration in a child process; return its result JSON."""
     out = workdir / f"{name}.json"
-    command = [sys.executable, "-m", "bench.child", "--out", str(out), "-c", str(ROOT / CONFIGS[model]),
-               "--data-root", args.data_root, "--seed", str(args.seed), "-g", "-1"]
+    command = [sys.executable, "-m", "bench.child", "--out", str(out)]
+    for cap in caps:
+        command += ["--cap", cap]
+    command += ["-c", str(ROOT / CONFIGS[model]), "--data-root", args.data_root, "--seed", str(args.seed),
+                "-g", "-1"]
+    if model == "C2CRS":
+        # Each C2-CRS run keeps its own stage checkpoints under <data root>/save.
+        overrides = overrides + [f"checkpoint_dir=bench_{name}"]
     for override in overrides:
         command += ["--set", override]
     logger.info(f"[bench] {name}: {' '.join(command[2:])}")
     started = time.time()
     log = workdir / f"{name}.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with open(log, "w", encoding="utf-8") as handle:
-        proc = subprocess.run(command, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT)
+        proc = subprocess.run(command, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {log}")
     result = json.loads(out.read_text(encoding="utf-8"))
-    result.update(name=name, model=model, overrides=overrides, bench_wall_seconds=time.time() - started)
+    result.update(name=name, model=model, overrides=overrides, caps=caps,
+                  bench_wall_seconds=time.time() - started)
     logger.info(f"[bench] {name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
     return result
 
 
-def curves(result: Dict) -> Dict[str, List[float]]:
-    """Validation Recall@10 per rec epoch and training loss per pre-training epoch, from the run's history."""
-    valid_r10, pretrain_loss = [], []
-    for entry in result["history"]:
-        metrics = entry["metrics"]
-        if entry["mode"] == "val" and "hit@10" in metrics:
-            valid_r10.append(metrics["hit@10"])
-        if entry["mode"] == "train" and not any(k.startswith("hit@") or k in ("rec_loss", "gen_loss")
-                                                for k in metrics):
-            loss = metrics.get("loss", metrics.get("info_loss"))
-            if loss is not None:
-                pretrain_loss.append(loss)
-    return {"valid_recall@10": valid_r10, "pretrain_loss": pretrain_loss}
+def valid_recall_curve(result: Dict) -> List[float]:
+    """Validation Recall@10 after each rec epoch, from the run's evaluator history."""
+    return [entry["metrics"]["hit@10"] for entry in result["history"]
+            if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
+
+
+def total_seconds(run: Dict) -> float:
+    return sum(stage["seconds"] for stage in run["stages"].values())
 
 
 def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
@@ -102,42 +115,73 @@ def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
     for run in runs:
         reference = next((r for r in runs if r["model"] == "KGSF" and r["kernel"] == run["kernel"]
                           and not r.get("ablation")), None)
-        total = sum(stage["seconds"] for stage in run["stages"].values())
-        row = {"name": run["name"], "model": run["model"], "kernel": run["kernel"], "train_seconds": total,
-               "peak_rss_mb": run["peak_rss_mb"], "stages": run["stages"]}
+        row = {"name": run["name"], "model": run["model"], "kernel": run["kernel"], "probe": run["probe"],
+               "train_seconds": total_seconds(run), "peak_rss_mb": run["peak_rss_mb"], "stages": run["stages"]}
         if reference:
-            ref_total = sum(stage["seconds"] for stage in reference["stages"].values())
-            row["time_vs_kgsf"] = total / ref_total if ref_total else None
+            row["time_vs_kgsf"] = row["train_seconds"] / total_seconds(reference)
             row["rss_vs_kgsf"] = run["peak_rss_mb"] / reference["peak_rss_mb"]
         rows.append(row)
     return rows
 
 
+def kernel_speedups(runs: List[Dict]) -> List[Dict[str, Any]]:
+    """Training samples/s per stage with the stock and the fast R-GCN kernel, for each model that has both."""
+    rows = []
+    for stock in (r for r in runs if r["kernel"] == "stock"):
+        fast = next((r for r in runs if r["model"] == stock["model"] and r["kernel"] == "fast"
+                     and not r.get("ablation")), None)
+        if fast is None:
+            continue
+        for stage, numbers in stock["stages"].items():
+            fast_rate = fast["stages"].get(stage, {}).get("samples_per_s", 0.0)
+            rows.append({"model": stock["model"], "stage": stage, "stock_samples_per_s": numbers["samples_per_s"],
+                         "fast_samples_per_s": fast_rate,
+                         "speedup": fast_rate / numbers["samples_per_s"] if numbers["samples_per_s"] else None})
+    return rows
+
+
+def _ratio(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
 def markdown(report: Dict) -> str:
+    profile = PROFILES[report["profile"]]
     lines = [f"# ReDial benchmark, profile `{report['profile']}`", "",
              f"Commit `{report['git_commit']}`, {report['machine']}, torch {report['torch']}, "
-             f"{report['threads']} threads, seed {report['seed']}. D-n = distinct n-grams / all n-grams "
-             f"(paper definition); D-n (CRSLab) = distinct n-grams / sentences.", "",
-             "## Quality (test set; fast R-GCN kernel runs)", "",
+             f"{report['threads']} threads, seed {report['seed']}, {report['wall_minutes']:.0f} min in all.", "",
+             "Budget: " + "; ".join(f"{model} `{' '.join(o)}`" for model, o in profile["overrides"].items())
+             + (f"; caps `{' '.join(profile['caps'])}` (bench/child.py)" if profile["caps"] else "") + ".", "",
+             "D-n = distinct n-grams / all n-grams over the test responses (the C2-CRS paper's definition); "
+             "D-n (CRSLab) = distinct n-grams / responses (CRSLab's `dist@n`).", "",
+             "## Quality (test set)", "",
              "| model | " + " | ".join(label for label, _ in TABLE) + " |",
              "|---" * (len(TABLE) + 1) + "|"]
     for run in report["runs"]:
-        if run["kernel"] != "fast":
+        if run["probe"]:
             continue
-        cells = [f"{run['test'].get(key, float('nan')):.4f}" for _, key in TABLE]
+        cells = [f"{run['test'][key]:.4f}" if key in run["test"] else "-" for _, key in TABLE]
         lines.append(f"| {run['name']} | " + " | ".join(cells) + " |")
     for model, paper in PAPER.items():
         cells = [f"{paper[key]:.3f}" if key in paper else "" for _, key in TABLE]
         lines.append(f"| {model} (paper) | " + " | ".join(cells) + " |")
-    lines += ["", "## Speed (training + validation + test wall time per stage; ratios to KGSF, same kernel)", "",
-              "| run | kernel | stages (s, samples/s) | total s | x KGSF | peak RSS MB | x KGSF |",
+    lines += ["", "## Speed", "",
+              "Stage seconds include validation and test; samples/s counts training steps only (forward, "
+              "backward, update). Ratios are to KGSF with the same R-GCN kernel. Stock-kernel runs are speed "
+              "probes (`" + " ".join(SPEED_PROBE_CAPS) + "`): their seconds are not comparable with full runs.",
+              "", "| run | kernel | stages (s, training samples/s) | total s | x KGSF | peak RSS MB | x KGSF |",
               "|---|---|---|---|---|---|---|"]
     for row in report["speed"]:
-        stages = ", ".join(f"{name} {s['seconds']:.0f}s {s['samples_per_s']:.0f}/s"
+        stages = ", ".join(f"{name} {s['seconds']:.0f}s {s['samples_per_s']:.1f}/s"
                            for name, s in row["stages"].items())
-        lines.append(f"| {row['name']} | {row['kernel']} | {stages} | {row['train_seconds']:.0f} | "
-                     f"{row.get('time_vs_kgsf') or float('nan'):.2f} | {row['peak_rss_mb']:.0f} | "
-                     f"{row.get('rss_vs_kgsf') or float('nan'):.2f} |")
+        lines.append(f"| {row['name']} | {row['kernel']}{' (probe)' if row['probe'] else ''} | {stages} | "
+                     f"{row['train_seconds']:.0f} | {_ratio(row.get('time_vs_kgsf'))} | "
+                     f"{row['peak_rss_mb']:.0f} | {_ratio(row.get('rss_vs_kgsf'))} |")
+    if report["kernel_speedups"]:
+        lines += ["", "## R-GCN kernel: training samples/s, stock vs fast", "",
+                  "| model | stage | stock | fast | speed-up |", "|---|---|---|---|---|"]
+        for row in report["kernel_speedups"]:
+            lines.append(f"| {row['model']} | {row['stage']} | {row['stock_samples_per_s']:.1f} | "
+                         f"{row['fast_samples_per_s']:.1f} | {_ratio(row['speedup'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -147,19 +191,19 @@ def plot(report: Dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in report["runs"]:
-        if run["kernel"] != "fast":
+        if run["probe"]:
             continue
-        curve = run["curves"]
-        if curve["valid_recall@10"]:
-            left.plot(range(1, len(curve["valid_recall@10"]) + 1), curve["valid_recall@10"], marker="o",
-                      label=run["name"])
-        if curve["pretrain_loss"]:
-            right.plot(range(1, len(curve["pretrain_loss"]) + 1), curve["pretrain_loss"], marker="o",
-                       label=run["name"])
+        recall = run["valid_recall@10"]
+        if recall:
+            left.plot(range(1, len(recall) + 1), recall, marker="o", label=run["name"])
+        offset = 0
+        for stage, losses in run["pretrain_losses"].items():
+            right.plot(range(offset + 1, offset + len(losses) + 1), losses, label=f"{run['name']} {stage}")
+            offset += len(losses)
     left.set(title="Validation Recall@10 per rec epoch", xlabel="epoch", ylabel="Recall@10")
-    right.set(title="Pre-training loss per epoch", xlabel="epoch", ylabel="loss")
+    right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss")
     for axis in (left, right):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -172,37 +216,45 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument("--models", default="KBRD,KGSF,C2CRS")
-    parser.add_argument("--kernels", default="stock,fast", help="R-GCN kernels to time: stock, fast or both")
+    parser.add_argument("--kernels", default="fast,stock",
+                        help="fast: full runs with the exact fast R-GCN; stock: speed probes with CRSLab's R-GCN")
     parser.add_argument("--ablations", action="store_true", help="also run the Table 4 ablations of C2-CRS")
     parser.add_argument("--data-root", default=str(ROOT / "data"))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.data_root = str(Path(args.data_root).resolve())
+    models, kernels = args.models.split(","), args.kernels.split(",")
+    for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock"))):
+        if not set(chosen) <= set(known):
+            parser.error(f"{name}: unknown {sorted(set(chosen) - set(known))}; choose from {sorted(known)}")
+    if not (Path(args.data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
+        parser.error(f"--data-root {args.data_root}: no built ReDial data there; run `make data` first")
     out_dir = Path(args.out)
     workdir = out_dir / f"runs-{args.profile}"
     workdir.mkdir(parents=True, exist_ok=True)
     import torch
 
-    plan = []
-    for kernel in args.kernels.split(","):
-        for model in args.models.split(","):
-            plan.append((f"{model}-{kernel}", model, kernel, None))
+    profile = PROFILES[args.profile]
+    plan = [(f"{model}-{kernel}", model, kernel, None) for kernel in kernels for model in models]
     if args.ablations:
         plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ABLATIONS]
-    runs = []
+    started, runs = time.time(), []
     for name, model, kernel, ablation in plan:
-        overrides = PROFILES[args.profile][model] + [f"fast_rgcn={'true' if kernel == 'fast' else 'false'}"]
+        probe = kernel == "stock"
+        overrides = profile["overrides"][model] + [f"fast_rgcn={'false' if probe else 'true'}"]
         if ablation:
             overrides.append(f"ablation={ablation}")
-        result = run_one(name, model, overrides, args, workdir)
-        result.update(kernel=kernel, ablation=ablation, curves=curves(result))
+        caps = SPEED_PROBE_CAPS if probe else profile["caps"]
+        result = run_one(name, model, overrides, caps, args, workdir)
+        result.update(kernel=kernel, ablation=ablation, probe=probe, **{"valid_recall@10": valid_recall_curve(result)})
         runs.append(result)
     report = {"profile": args.profile, "git_commit": git_commit(), "machine": f"{platform.machine()} "
               f"{os.cpu_count()} cores, {platform.platform()}", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "seed": args.seed, "epochs": PROFILES[args.profile],
+              "threads": torch.get_num_threads(), "seed": args.seed, "budget": profile,
+              "wall_minutes": (time.time() - started) / 60,
               "runs": [{k: v for k, v in run.items() if k not in ("history", "config")} for run in runs],
-              "speed": speed_table(runs)}
+              "speed": speed_table(runs), "kernel_speedups": kernel_speedups(runs)}
     stem = out_dir / f"redial-{args.profile}"
     Path(f"{stem}.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     Path(f"{stem}.md").write_text(markdown(report), encoding="utf-8")
