@@ -46,3 +46,45 @@ def test_bench_runs_all_models_and_writes_the_report(tiny_root, tmp_path, monkey
     table = (tmp_path / "redial-tiny.md").read_text()
     assert "| C2CRS-fast |" in table and "| KGSF (paper) |" in table and "speed-up" in table
     assert (tmp_path / "redial-tiny.png").stat().st_size > 10_000
+
+
+@pytest.fixture
+def restore_patched_classes(monkeypatch):
+    """bench.profile runs in this process and wraps class attributes (as bench.child does in its own process):
+    put them back after the test so that later tests see stock classes."""
+    from crslab.data.dataloader.base import BaseDataLoader
+    from crslab.evaluator.metrics.base import Metrics
+    from crslab.system.base import BaseSystem
+
+    import crslab_c2crs.system.baselines as baselines
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    patched = [(BaseSystem, "__init__"), (BaseDataLoader, "get_data"), (Metrics, "add"),
+               (C2CRSSystem, "run_stage"), (C2CRSSystem, "step")]
+    for cls in (baselines.KGSFSystem, baselines.KBRDSystem):
+        patched += [(cls, name) for name in ("step", *child.STAGE_METHODS) if hasattr(cls, name)]
+    for cls, name in patched:
+        monkeypatch.setattr(cls, name, getattr(cls, name))
+
+
+@pytest.mark.slow
+def test_profile_splits_each_stage_into_modules_and_operators(tiny_root, tmp_path, monkeypatch,
+                                                              restore_patched_classes):
+    from bench import profile
+
+    monkeypatch.chdir(tmp_path)
+    small = [o for o in SHORT["C2CRS"] if not o.endswith("epoch=2")] + ["num_threads=1"]
+    argv = ["--data-root", str(tiny_root), "--steps", "2", "--out", str(tmp_path)]
+    for override in small:
+        argv += ["--set", override]
+    assert profile.main(argv) == 0
+    report = json.loads((tmp_path / "c2crs-profile.json").read_text())
+    assert set(report["stages"]) == {"coarse", "fine", "rec", "conv"}
+    coarse = report["stages"]["coarse"]
+    assert coarse["timed_steps"] == 1
+    parts = {"history_encoder", "kg_encoder.rgcn", "kg_encoder.pooling", "review_encoder", "heads"}
+    assert parts <= set(coarse["forward_seconds_per_step"])
+    assert "decoder" in report["stages"]["conv"]["forward_seconds_per_step"]
+    assert sum(coarse["forward_seconds_per_step"].values()) < coarse["seconds_per_step"]
+    assert coarse["top_operators"] and all(row["self_seconds"] >= 0 for row in coarse["top_operators"])
+    assert "| forward: kg_encoder.rgcn |" in (tmp_path / "c2crs-profile.md").read_text()

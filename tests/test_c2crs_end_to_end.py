@@ -78,3 +78,30 @@ def test_unknown_ablation_and_stage_are_named(tiny_root, tmp_path, monkeypatch, 
     assert "ablation: unknown value 'no_everything'" in capsys.readouterr().err
     assert run_c2crs(tiny_root, tmp_path, "bad", ["start_stage=dessert"])[0] == 2
     assert "unknown stage 'dessert'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_frozen_kg_is_encoded_once_per_conv_pass(tiny_root, tmp_path, monkeypatch):
+    from crslab_c2crs.model.c2crs.encoders import KGEncoder
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    stage, encodes, steps = [None], [], []
+    run_stage, encode_graph, step = C2CRSSystem.run_stage, KGEncoder.encode_graph, C2CRSSystem.step
+
+    def tracking_run_stage(self, name):
+        stage[0] = name
+        return run_stage(self, name)
+
+    def tracking_step(self, batch, name, mode):
+        steps.append((name, mode))
+        return step(self, batch, name, mode)
+
+    monkeypatch.setattr(C2CRSSystem, "run_stage", tracking_run_stage)
+    monkeypatch.setattr(C2CRSSystem, "step", tracking_step)
+    monkeypatch.setattr(KGEncoder, "encode_graph", lambda self: encodes.append(stage[0]) or encode_graph(self))
+    monkeypatch.chdir(tmp_path)
+    code, _ = run_c2crs(tiny_root, tmp_path, "frozen_kg")
+    assert code == 0
+    assert steps.count(("conv", "train")) >= 3
+    # one encoding for the training pass, one for validation, one for the test (after the best state is loaded)
+    assert encodes.count("conv") == 3

@@ -137,8 +137,9 @@ class C2CRSSystem(BaseSystem):
 
     def backward(self, loss: torch.Tensor) -> None:
         super().backward(loss)
-        # The full-graph R-GCN output is cached between batches in eval; parameters just changed.
-        self.model.kg_cache_clear()
+        # The full-graph R-GCN output is cached between batches; its parameters just changed unless frozen.
+        if "kg" not in self.model.frozen:
+            self.model.kg_cache_clear()
 
     def rec_evaluate(self, scores: torch.Tensor, items: torch.Tensor) -> None:
         """Rank ``scores`` (batch, n_items) and score the rank of each target entity id in ``items`` (batch,)."""
