@@ -135,12 +135,6 @@ class C2CRSSystem(BaseSystem):
         else:
             raise ValueError(f"unknown stage {stage!r}")
 
-    def backward(self, loss: torch.Tensor) -> None:
-        super().backward(loss)
-        # The full-graph R-GCN output is cached between batches; its parameters just changed unless frozen.
-        if "kg" not in self.model.frozen:
-            self.model.kg_cache_clear()
-
     def rec_evaluate(self, scores: torch.Tensor, items: torch.Tensor) -> None:
         """Rank ``scores`` (batch, n_items) and score the rank of each target entity id in ``items`` (batch,)."""
         ranks = torch.topk(scores, min(50, scores.size(1)), dim=-1).indices.tolist()
