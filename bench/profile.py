@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from bench import child
-from bench.redial import CONFIGS, PROFILES, RESULTS, ROOT, git_commit
+from bench.redial import PROFILES, RESULTS, ROOT, crslab_argv, git_commit, require_built_data
 
 TOP_OPERATORS = 12
 # The parts of the model whose forward time is reported (paths of ``C2CRSModel`` submodules).
@@ -151,8 +151,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps: at least 2 (the first step is a warm-up and is not timed)")
-    if not (Path(args.data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
-        parser.error(f"--data-root {args.data_root}: no built ReDial data there; run `make data` first")
+    require_built_data(parser, args.data_root)
     from crslab_c2crs.cli import build_parser, run
     import crslab_c2crs.system.c2crs as c2crs
 
@@ -161,11 +160,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     child.install_timers(tracker)
     profiler = StepProfiler()
     c2crs.C2CRSSystem.step = profiler.wrap_step(c2crs.C2CRSSystem.step)
-    run_argv = ["-c", str(ROOT / CONFIGS["C2CRS"]), "--data-root", args.data_root, "--seed", str(args.seed),
-                "-g", "-1", "--set", "checkpoint_dir=bench_profile"]
-    for override in PROFILES["cpu"]["overrides"]["C2CRS"] + args.set:
-        run_argv += ["--set", override]
-    run(build_parser().parse_args(run_argv))
+    overrides = ["checkpoint_dir=bench_profile"] + PROFILES["cpu"]["overrides"]["C2CRS"] + args.set
+    run(build_parser().parse_args(crslab_argv("C2CRS", args.data_root, args.seed, overrides)))
     report = {"git_commit": git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "steps": args.steps, "stages": profiler.report()}
     out = Path(args.out)

@@ -70,6 +70,19 @@ def git_commit() -> str:
         return "unknown"
 
 
+def crslab_argv(model: str, data_root: str, seed: int, overrides: List[str]) -> List[str]:
+    """``run_crslab.py`` flags for one model on CPU: its config, the data root, the seed and ``--set`` overrides."""
+    argv = ["-c", str(ROOT / CONFIGS[model]), "--data-root", data_root, "--seed", str(seed), "-g", "-1"]
+    for override in overrides:
+        argv += ["--set", override]
+    return argv
+
+
+def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
+    if not (Path(data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
+        parser.error(f"--data-root {data_root}: no built ReDial data there; run `make data` first")
+
+
 def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
             workdir: Path) -> Dict:
     """Train and test one configuration in a child process; return its result JSON."""
@@ -77,13 +90,10 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
     command = [sys.executable, "-m", "bench.child", "--out", str(out)]
     for cap in caps:
         command += ["--cap", cap]
-    command += ["-c", str(ROOT / CONFIGS[model]), "--data-root", args.data_root, "--seed", str(args.seed),
-                "-g", "-1"]
     if model == "C2CRS":
         # Each C2-CRS run keeps its own stage checkpoints under <data root>/save.
         overrides = overrides + [f"checkpoint_dir=bench_{name}"]
-    for override in overrides:
-        command += ["--set", override]
+    command += crslab_argv(model, args.data_root, args.seed, overrides)
     logger.info(f"[bench] {name}: {' '.join(command[2:])}")
     started = time.time()
     log = workdir / f"{name}.log"
@@ -228,8 +238,7 @@ def main(argv: List[str] | None = None) -> int:
     for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock"))):
         if not set(chosen) <= set(known):
             parser.error(f"{name}: unknown {sorted(set(chosen) - set(known))}; choose from {sorted(known)}")
-    if not (Path(args.data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
-        parser.error(f"--data-root {args.data_root}: no built ReDial data there; run `make data` first")
+    require_built_data(parser, args.data_root)
     out_dir = Path(args.out)
     workdir = out_dir / f"runs-{args.profile}"
     workdir.mkdir(parents=True, exist_ok=True)
