@@ -21,6 +21,7 @@ setup(
         "tqdm",
         "nltk",
         "rapidfuzz",
+        "jieba",  # Chinese segmentation for TG-ReDial (CRSLab's pkuseg does not build on Python 3.11)
         "fuzzywuzzy",
         "python-Levenshtein",
         "scikit-learn",
@@ -28,6 +29,7 @@ setup(
         "fasttext-numpy2",
         "transformers<4.50",
         "matplotlib",
+        "gensim>=4.4",  # the data builder's word2vec vectors (CRSLab's word2vec_redial.npy for KGSF and KBRD)
     ],
     extras_require={"test": ["pytest"]},
 )

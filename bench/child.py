@@ -4,15 +4,15 @@ Usage: ``python -m bench.child --out run.json [--cap SPLIT.STAGE=N ...] <run_crs
 
 Stage timers wrap the systems' stage methods (CRSLab's ``pretrain``/``train_recommender``/``train_conversation``,
 C2-CRS's ``run_stage``) and time and count the training samples that pass through ``step``, so every model is
-timed by the same rule. Caps (``train.conv=40``: 40 training batches per conv epoch; ``test.*=2``) apply to
-CRSLab's ``BaseDataLoader.get_data``, which every model's loader uses, so one budget rule holds for all models.
+timed by the same rule. Caps (``train.conv=40``: 40 training batches per conv epoch; ``test.*=2``) become the
+stage keys ``max_batches``/``valid_max_batches``/``test_max_batches``, which every model's loader honours
+(:mod:`crslab_c2crs.data.batching`), so one budget rule holds for all models.
 Stages are named ``pretrain`` (KGSF's MIM, C2-CRS's coarse and fine), ``rec`` and ``conv``.
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
 import resource
 import sys
@@ -20,6 +20,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+import yaml
 
 STAGE_METHODS = {"pretrain": "pretrain", "train_recommender": "rec", "train_conversation": "conv"}
 BUDGET_STAGE = {"coarse": "pretrain", "fine": "pretrain"}
@@ -60,38 +62,24 @@ class StageTracker:
         self.stats: Dict[str, Dict[str, float]] = defaultdict(
             lambda: {"seconds": 0.0, "train_step_seconds": 0.0, "train_samples": 0})
 
-    @property
-    def budget_stage(self) -> Optional[str]:
-        return BUDGET_STAGE.get(self.current, self.current)
 
+def cap_overrides(caps: Caps, config: Dict[str, Any]) -> List[str]:
+    """``--set`` overrides that apply ``caps`` through the stage keys every model honours
+    (``max_batches``, ``valid_max_batches``, ``test_max_batches``; see :mod:`crslab_c2crs.data.batching`).
 
-def install_batch_caps(caps: Caps, tracker: StageTracker) -> None:
-    """Stop each pass over a split after the capped number of batches of the current stage.
-
-    Training batches are always drawn by the seeded shuffle: CRSLab's KGSF system iterates its training data
-    unshuffled, and under a cap it would otherwise see the same first batches every epoch. Validation and test
-    passes stay unshuffled, so a capped test set is the same first samples for every model.
+    ``pretrain`` names KGSF's ``pretrain`` section and C2-CRS's ``coarse`` and ``fine``; ``*`` every stage section.
     """
-    from crslab.data.dataloader.base import BaseDataLoader
-    from crslab.system.base import BaseSystem
+    from crslab_c2crs.data.batching import CAP_KEYS
 
-    init, get_data = BaseSystem.__init__, BaseDataLoader.get_data
-
-    @functools.wraps(init)
-    def marking_init(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs):
-        for loader, split in zip((train_dataloader, valid_dataloader, test_dataloader), SPLITS):
-            loader.bench_split = split
-        init(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs)
-
-    @functools.wraps(get_data)
-    def capped(self, batch_fn, batch_size, shuffle=True, process_fn=None):
-        split = getattr(self, "bench_split", None)
-        batches = get_data(self, batch_fn, batch_size, shuffle or split == "train", process_fn)
-        split_caps = caps.get(split, {})
-        return itertools.islice(batches, split_caps.get(tracker.budget_stage, split_caps.get("*")))
-
-    BaseSystem.__init__ = marking_init
-    BaseDataLoader.get_data = capped
+    sections = [key for key, value in config.items() if isinstance(value, dict) and "epoch" in value]
+    overrides = []
+    for split, split_caps in caps.items():
+        for section in sections:
+            stage = BUDGET_STAGE.get(section, section)
+            cap = split_caps.get(stage, split_caps.get("*"))
+            if cap is not None:
+                overrides.append(f"{section}.{CAP_KEYS[split]}={cap}")
+    return overrides
 
 
 def install_timers(tracker: StageTracker) -> None:
@@ -158,8 +146,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from crslab_c2crs.cli import build_parser, run
 
     run_args = build_parser().parse_args(rest)
+    config = yaml.safe_load(Path(run_args.config).read_text(encoding="utf-8"))
+    run_args.overrides = cap_overrides(parse_caps(args.cap), config) + run_args.overrides
     tracker = StageTracker()
-    install_batch_caps(parse_caps(args.cap), tracker)
     install_timers(tracker)
     started = time.perf_counter()
     result = run(run_args)

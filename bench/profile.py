@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 import time
 from collections import defaultdict
@@ -22,10 +21,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
+import yaml
 from torch import nn
 
 from bench import child
-from bench.redial import PROFILES, RESULTS, ROOT, crslab_argv, git_commit, require_built_data
+from bench.redial import CONFIGS, PROFILES, RESULTS, ROOT, crslab_argv, git_commit, require_built_data, write_report
 
 TOP_OPERATORS = 12
 # The parts of the model whose forward time is reported (paths of ``C2CRSModel`` submodules).
@@ -156,19 +156,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     import crslab_c2crs.system.c2crs as c2crs
 
     tracker = child.StageTracker()
-    child.install_batch_caps(child.parse_caps([f"train.*={args.steps}", "valid.*=1", "test.*=1"]), tracker)
     child.install_timers(tracker)
     profiler = StepProfiler()
     c2crs.C2CRSSystem.step = profiler.wrap_step(c2crs.C2CRSSystem.step)
-    overrides = ["checkpoint_dir=bench_profile"] + PROFILES["cpu"]["overrides"]["C2CRS"] + args.set
+    caps = child.cap_overrides(child.parse_caps([f"train.*={args.steps}", "valid.*=1", "test.*=1"]),
+                               yaml.safe_load((ROOT / CONFIGS["C2CRS"]).read_text(encoding="utf-8")))
+    overrides = ["checkpoint_dir=bench_profile"] + PROFILES["cpu"]["overrides"]["C2CRS"] + caps + args.set
     run(build_parser().parse_args(crslab_argv("C2CRS", args.data_root, args.seed, overrides)))
     report = {"git_commit": git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "steps": args.steps, "stages": profiler.report()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "c2crs-profile.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    (out / "c2crs-profile.md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+    write_report(Path(args.out) / "c2crs-profile", report, markdown(report))
     return 0
 
 

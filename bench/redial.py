@@ -1,13 +1,16 @@
-"""Benchmark C2-CRS against CRSLab's KGSF and KBRD on the built real ReDial data, in one reproducible run.
+"""Benchmark C2-CRS against CRSLab's KGSF and KBRD and two shortcut baselines on the built real ReDial data.
 
 Usage::
 
-    python -m bench.redial --profile cpu [--ablations] [--kernels stock,fast] [--data-root data]
+    python -m bench.redial --profile cpu [--seeds 3] [--ablations] [--kernels stock,fast] [--data-root data]
 
 Every model is trained and tested through ``run_crslab.py`` (CRSLab's runner and our evaluator) with the same
-seed, in its own process (so peak memory is per model), once per R-GCN kernel: CRSLab's stock ``RGCNConv`` and
-our exact fast kernel. Writes ``bench/results/redial-<profile>.json`` and ``.md`` and a PNG of the validation
-Recall@10 per epoch and of the pre-training losses.
+seeds, in its own process (so peak memory is per model), once per R-GCN kernel: CRSLab's stock ``RGCNConv`` and
+our exact fast kernel. The shortcut baselines (popularity, "repeat the context"; nothing to train, no R-GCN) run
+once per seed. With ``--seeds N`` every quality run is repeated with seeds ``seed .. seed + N - 1`` and every
+metric is reported as mean +- sample standard deviation (the stock-kernel speed probes run once). Writes
+``bench/results/redial-<profile>.json`` and ``.md`` and a PNG of the validation Recall@10 per epoch and of the
+pre-training losses (first seed).
 """
 from __future__ import annotations
 
@@ -15,23 +18,28 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CONFIGS = {"KBRD": "config/kbrd/redial.yaml", "KGSF": "config/kgsf/redial.yaml", "C2CRS": "config/c2crs/redial.yaml"}
+CONFIGS = {"KBRD": "config/kbrd/redial.yaml", "KGSF": "config/kgsf/redial.yaml", "C2CRS": "config/c2crs/redial.yaml",
+           "Popularity": "config/popularity/redial.yaml", "RepeatContext": "config/repeat/redial.yaml"}
+# Shortcut baselines: nothing is trained, so they have no budget, no R-GCN kernel and no training to time.
+SHORTCUTS = ("Popularity", "RepeatContext")
 
 # Budgets. The same rules for every model: equal rec and conv epochs and batch sizes; pre-training (KGSF's MIM,
 # C2-CRS's coarse + fine) gets the same number of epochs in total. ``caps`` (see bench.child) bound the batches
 # of a pass identically for every model: in the cpu profile, each pre-training epoch is 20 batches of 256 and
 # the conv epoch 40 batches of 128 (the rec epochs are whole), conv validation (early stopping only) sees 10
 # batches, the conv test the first 40 batches (5,120 samples); the rec test is always the whole test set.
+# A model a profile does not list (the shortcut baselines) runs with its config unchanged.
 PROFILES: Dict[str, Dict[str, Any]] = {
     "cpu": {
         "caps": ["train.pretrain=20", "valid.pretrain=10", "train.conv=40", "valid.conv=10", "test.conv=40"],
@@ -49,6 +57,11 @@ PROFILES: Dict[str, Dict[str, Any]] = {
 # it are speed probes: two training batches per stage, one validation and one test batch, no quality figures.
 SPEED_PROBE_CAPS = ["train.*=2", "valid.*=1", "test.*=1"]
 ABLATIONS = ("no_coarse", "no_fine", "no_pretrain", "multitask", "no_history", "no_kg", "no_review")
+# The repeat-aware table (evaluator docstring): targets already in the context, recall on all and on new targets,
+# top-10 coverage and popularity (mean training mentions of the recommended movies).
+REPEAT_TABLE = (("in context", "target_in_context"), ("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"),
+                ("new R@1", "new_hit@1"), ("new R@10", "new_hit@10"), ("new R@50", "new_hit@50"),
+                ("new MRR@10", "new_mrr@10"), ("coverage@10", "coverage@10"), ("popularity@10", "popularity@10"))
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"), ("D-2", "dist_ratio@2"), ("D-3", "dist_ratio@3"),
          ("D-4", "dist_ratio@4"), ("D-2 (CRSLab)", "dist@2"), ("D-3 (CRSLab)", "dist@3"), ("D-4 (CRSLab)", "dist@4"))
@@ -78,25 +91,34 @@ def crslab_argv(model: str, data_root: str, seed: int, overrides: List[str]) -> 
     return argv
 
 
+def write_report(stem: Path, report: Dict[str, Any], text: str) -> None:
+    """``<stem>.json`` (the numbers) and ``<stem>.md`` (``text``), created with their folder; ``text`` is printed."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{stem}.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    Path(f"{stem}.md").write_text(text, encoding="utf-8")
+    print(text)
+
+
 def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
     if not (Path(data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
         parser.error(f"--data-root {data_root}: no built ReDial data there; run `make data` first")
 
 
 def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
-            workdir: Path) -> Dict:
-    """Train and test one configuration in a child process; return its result JSON."""
-    out = workdir / f"{name}.json"
+            workdir: Path, seed: int) -> Dict:
+    """Train and test one configuration with ``seed`` in a child process; return its result JSON."""
+    run_name = f"{name}-seed{seed}"
+    out = workdir / f"{run_name}.json"
     command = [sys.executable, "-m", "bench.child", "--out", str(out)]
     for cap in caps:
         command += ["--cap", cap]
     if model == "C2CRS":
         # Each C2-CRS run keeps its own stage checkpoints under <data root>/save.
-        overrides = overrides + [f"checkpoint_dir=bench_{name}"]
-    command += crslab_argv(model, args.data_root, args.seed, overrides)
-    logger.info(f"[bench] {name}: {' '.join(command[2:])}")
+        overrides = overrides + [f"checkpoint_dir=bench_{run_name}"]
+    command += crslab_argv(model, args.data_root, seed, overrides)
+    logger.info(f"[bench] {run_name}: {' '.join(command[2:])}")
     started = time.time()
-    log = workdir / f"{name}.log"
+    log = workdir / f"{run_name}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with open(log, "w", encoding="utf-8") as handle:
         proc = subprocess.run(command, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -105,7 +127,8 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
     result = json.loads(out.read_text(encoding="utf-8"))
     result.update(name=name, model=model, overrides=overrides, caps=caps,
                   bench_wall_seconds=time.time() - started)
-    logger.info(f"[bench] {name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
+    result["valid_recall@10"] = valid_recall_curve(result)
+    logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
     return result
 
 
@@ -113,6 +136,31 @@ def valid_recall_curve(result: Dict) -> List[float]:
     """Validation Recall@10 after each rec epoch, from the run's evaluator history."""
     return [entry["metrics"]["hit@10"] for entry in result["history"]
             if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
+
+
+def mean_std(values: List[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(results: List[Dict]) -> Dict[str, Any]:
+    """One configuration over its seeds: ``test`` and ``test_std`` (mean and sample std of every test metric),
+    ``stages`` (mean of every stage figure), ``peak_rss_mb`` (the largest), the first seed's validation curve
+    and pre-training losses, and ``per_seed`` (each seed's test metrics, curve and timing)."""
+    first = results[0]
+    run = {key: value for key, value in first.items() if key not in ("history", "config", "test", "stages")}
+    run["seeds"] = [result["seed"] for result in results]
+    run["test"], run["test_std"] = {}, {}
+    for key in sorted({key for result in results for key in result["test"]}):
+        run["test"][key], run["test_std"][key] = mean_std([r["test"][key] for r in results if key in r["test"]])
+    run["stages"] = {stage: {field: statistics.fmean(r["stages"][stage][field] for r in results)
+                             for field in numbers}
+                     for stage, numbers in first["stages"].items()}
+    run["peak_rss_mb"] = max(result["peak_rss_mb"] for result in results)
+    run["bench_wall_seconds"] = sum(result["bench_wall_seconds"] for result in results)
+    run["per_seed"] = [{key: result[key] for key in ("seed", "test", "valid_recall@10", "stages", "peak_rss_mb",
+                                                     "bench_wall_seconds")} for result in results]
+    return run
 
 
 def total_seconds(run: Dict) -> float:
@@ -123,6 +171,10 @@ def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
     """Per run: wall seconds and samples/s per stage, peak RSS, and ratios to KGSF with the same kernel."""
     rows = []
     for run in runs:
+        if run["model"] in SHORTCUTS:
+            rows.append({"name": run["name"], "model": run["model"], "kernel": None, "probe": False,
+                         "train_seconds": None, "peak_rss_mb": run["peak_rss_mb"], "stages": {}})
+            continue
         reference = next((r for r in runs if r["model"] == "KGSF" and r["kernel"] == run["kernel"]
                           and not r.get("ablation")), None)
         row = {"name": run["name"], "model": run["model"], "kernel": run["kernel"], "probe": run["probe"],
@@ -154,26 +206,46 @@ def _ratio(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
 
 
+def _cell(run: Dict, key: str) -> str:
+    """``mean`` or ``mean ± std`` (several seeds) of a test metric; popularity (a mention count) with 1 decimal."""
+    if key not in run["test"]:
+        return "-"
+    digits = 1 if key.startswith("popularity@") else 4
+    mean = f"{run['test'][key]:.{digits}f}"
+    return f"{mean} ± {run['test_std'][key]:.{digits}f}" if len(run["seeds"]) > 1 else mean
+
+
+def _quality_table(runs: List[Dict], columns: Tuple[Tuple[str, str], ...]) -> List[str]:
+    lines = ["| model | " + " | ".join(label for label, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {run['name']} | " + " | ".join(_cell(run, key) for _, key in columns) + " |"
+              for run in runs if not run["probe"]]
+    return lines
+
+
 def markdown(report: Dict) -> str:
     profile = PROFILES[report["profile"]]
+    seeds = report["seeds"]
+    spread = (f"seeds {', '.join(map(str, seeds))}: every figure is the mean ± sample standard deviation over "
+              f"the {len(seeds)} seeds (stock-kernel probes: first seed only)" if len(seeds) > 1
+              else f"seed {seeds[0]}, one run")
     lines = [f"# ReDial benchmark, profile `{report['profile']}`", "",
              f"Commit `{report['git_commit']}`, {report['machine']}, torch {report['torch']}, "
-             f"{report['threads']} threads, seed {report['seed']}, {report['wall_minutes']:.0f} min in all.", "",
+             f"{report['threads']} threads, {spread}, {report['wall_minutes']:.0f} min in all.", "",
              "Budget: " + "; ".join(f"{model} `{' '.join(o)}`" for model, o in profile["overrides"].items())
-             + (f"; caps `{' '.join(profile['caps'])}` (bench/child.py)" if profile["caps"] else "") + ".", "",
+             + (f"; caps `{' '.join(profile['caps'])}` (bench/child.py)" if profile["caps"] else "")
+             + f"; {' and '.join(SHORTCUTS)} are shortcut baselines (nothing trained).", "",
              "D-n = distinct n-grams / all n-grams over the test responses (the C2-CRS paper's definition); "
              "D-n (CRSLab) = distinct n-grams / responses (CRSLab's `dist@n`).", "",
-             "## Quality (test set)", "",
-             "| model | " + " | ".join(label for label, _ in TABLE) + " |",
-             "|---" * (len(TABLE) + 1) + "|"]
-    for run in report["runs"]:
-        if run["probe"]:
-            continue
-        cells = [f"{run['test'][key]:.4f}" if key in run["test"] else "-" for _, key in TABLE]
-        lines.append(f"| {run['name']} | " + " | ".join(cells) + " |")
+             "## Quality (test set)", ""]
+    lines += _quality_table(report["runs"], TABLE)
     for model, paper in PAPER.items():
         cells = [f"{paper[key]:.3f}" if key in paper else "" for _, key in TABLE]
         lines.append(f"| {model} (paper) | " + " | ".join(cells) + " |")
+    lines += ["", "## Repeat-aware recommendation (test set)", "",
+              "in context = share of targets already mentioned in the context; new R@k = Recall@k over the other "
+              "targets; coverage@10 = distinct movies in the top-10 lists / all movies; popularity@10 = mean "
+              "training mentions of the recommended movies.", ""]
+    lines += _quality_table(report["runs"], REPEAT_TABLE)
     lines += ["", "## Speed", "",
               "Stage seconds include validation and test; samples/s counts training steps only (forward, "
               "backward, update). Ratios are to KGSF with the same R-GCN kernel. Stock-kernel runs are speed "
@@ -181,6 +253,10 @@ def markdown(report: Dict) -> str:
               "", "| run | kernel | stages (s, training samples/s) | total s | x KGSF | peak RSS MB | x KGSF |",
               "|---|---|---|---|---|---|---|"]
     for row in report["speed"]:
+        if row["model"] in SHORTCUTS:
+            lines.append(f"| {row['name']} | - | nothing trained (evaluation only) | - | - | "
+                         f"{row['peak_rss_mb']:.0f} | - |")
+            continue
         stages = ", ".join(f"{name} {s['seconds']:.0f}s {s['samples_per_s']:.1f}/s"
                            for name, s in row["stages"].items())
         lines.append(f"| {row['name']} | {row['kernel']}{' (probe)' if row['probe'] else ''} | {stages} | "
@@ -206,17 +282,22 @@ def plot(report: Dict, path: Path) -> None:
         if run["probe"]:
             continue
         recall = run["valid_recall@10"]
-        if recall:
+        if recall and run["model"] in SHORTCUTS:
+            # nothing trained: one validation figure, drawn as the level a trained model has to beat
+            left.axhline(recall[0], linestyle="--", linewidth=1, color="grey" if run["model"] == "Popularity"
+                         else "black", label=run["name"])
+        elif recall:
             left.plot(range(1, len(recall) + 1), recall, marker="o", label=run["name"])
         offset = 0
         for stage, losses in run["pretrain_losses"].items():
             right.plot(range(offset + 1, offset + len(losses) + 1), losses, label=f"{run['name']} {stage}")
             offset += len(losses)
-    left.set(title="Validation Recall@10 per rec epoch", xlabel="epoch", ylabel="Recall@10")
+    left.set(title="Validation Recall@10 per rec epoch (first seed)", xlabel="epoch", ylabel="Recall@10")
     right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss")
     for axis in (left, right):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:  # a run of shortcut baselines alone has no pre-training curve
+            axis.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -225,12 +306,14 @@ def plot(report: Dict, path: Path) -> None:
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    parser.add_argument("--models", default="KBRD,KGSF,C2CRS")
+    parser.add_argument("--models", default="KBRD,KGSF,C2CRS," + ",".join(SHORTCUTS))
     parser.add_argument("--kernels", default="fast,stock",
                         help="fast: full runs with the exact fast R-GCN; stock: speed probes with CRSLab's R-GCN")
     parser.add_argument("--ablations", action="store_true", help="also run the Table 4 ablations of C2-CRS")
     parser.add_argument("--data-root", default=str(ROOT / "data"))
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="first seed")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds per quality run (seed, seed + 1, ...); metrics as mean ± std over them")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.data_root = str(Path(args.data_root).resolve())
@@ -238,6 +321,8 @@ def main(argv: List[str] | None = None) -> int:
     for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock"))):
         if not set(chosen) <= set(known):
             parser.error(f"{name}: unknown {sorted(set(chosen) - set(known))}; choose from {sorted(known)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: give at least 1")
     require_built_data(parser, args.data_root)
     out_dir = Path(args.out)
     workdir = out_dir / f"runs-{args.profile}"
@@ -245,30 +330,32 @@ def main(argv: List[str] | None = None) -> int:
     import torch
 
     profile = PROFILES[args.profile]
-    plan = [(f"{model}-{kernel}", model, kernel, None) for kernel in kernels for model in models]
+    seeds = [args.seed + offset for offset in range(args.seeds)]
+    plan = [(f"{model}-{kernel}", model, kernel, None) for kernel in kernels for model in models
+            if model not in SHORTCUTS]
+    plan += [(model, model, None, None) for model in models if model in SHORTCUTS]
     if args.ablations:
         plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ABLATIONS]
     started, runs = time.time(), []
     for name, model, kernel, ablation in plan:
         probe = kernel == "stock"
-        overrides = profile["overrides"][model] + [f"fast_rgcn={'false' if probe else 'true'}"]
+        overrides = list(profile["overrides"].get(model, []))
+        if kernel is not None:
+            overrides.append(f"fast_rgcn={'false' if probe else 'true'}")
         if ablation:
             overrides.append(f"ablation={ablation}")
         caps = SPEED_PROBE_CAPS if probe else profile["caps"]
-        result = run_one(name, model, overrides, caps, args, workdir)
-        result.update(kernel=kernel, ablation=ablation, probe=probe, **{"valid_recall@10": valid_recall_curve(result)})
-        runs.append(result)
+        results = [run_one(name, model, overrides, caps, args, workdir, seed)
+                   for seed in (seeds[:1] if probe else seeds)]
+        runs.append(dict(aggregate(results), kernel=kernel, ablation=ablation, probe=probe))
     report = {"profile": args.profile, "git_commit": git_commit(), "machine": f"{platform.machine()} "
               f"{os.cpu_count()} cores, {platform.platform()}", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "seed": args.seed, "budget": profile,
-              "wall_minutes": (time.time() - started) / 60,
-              "runs": [{k: v for k, v in run.items() if k not in ("history", "config")} for run in runs],
+              "threads": torch.get_num_threads(), "seed": args.seed, "seeds": seeds, "budget": profile,
+              "wall_minutes": (time.time() - started) / 60, "runs": runs,
               "speed": speed_table(runs), "kernel_speedups": kernel_speedups(runs)}
     stem = out_dir / f"redial-{args.profile}"
-    Path(f"{stem}.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    Path(f"{stem}.md").write_text(markdown(report), encoding="utf-8")
+    write_report(stem, report, markdown(report))
     plot(report, Path(f"{stem}.png"))
-    print(markdown(report))
     return 0
 
 

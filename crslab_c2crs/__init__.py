@@ -17,9 +17,13 @@ relocate(resolve_data_root())
 # Each of these modules registers its classes into CRSLab's tables when imported.
 _PLUGIN_MODULES = (
     "crslab_c2crs.data.dataset",
+    "crslab_c2crs.data.tgredial",
     "crslab_c2crs.data.dataloader",
     "crslab_c2crs.system.c2crs",
     "crslab_c2crs.system.baselines",
+    "crslab_c2crs.data.shortcuts",
+    "crslab_c2crs.model.shortcuts",
+    "crslab_c2crs.system.shortcuts",
 )
 for _name in _PLUGIN_MODULES:
     importlib.import_module(_name)

@@ -1,13 +1,13 @@
 """``run_crslab.py``: CRSLab's own runner with a data root, a seed, config overrides and clear errors.
 
-The flags are CRSLab's (``-c -g -sd -rd -ss -rs -d -i -tb``) plus ``--data-root``, ``--seed``, ``--set`` and
-``--stage``. The run itself is ``crslab.quick_start.run_crslab`` unchanged; the system it builds is kept so the
+The flags are CRSLab's (``-c -g -sd -rd -ss -rs -d -i -tb``) plus ``--data-root``, ``--seed``, ``--set``,
+``--stage``, ``--results`` and ``--dump-predictions``. The run itself is ``crslab.quick_start.run_crslab`` unchanged; the system it builds is kept so the
 test metrics can be summarised and saved at the end.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,7 +21,10 @@ SUMMARY_METRICS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50",
                    ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"), ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"),
                    ("Dist-2 (CRSLab)", "dist@2"), ("Dist-3 (CRSLab)", "dist@3"), ("Dist-4 (CRSLab)", "dist@4"),
                    ("Dist-2 (paper)", "dist_ratio@2"), ("Dist-3 (paper)", "dist_ratio@3"),
-                   ("Dist-4 (paper)", "dist_ratio@4"))
+                   ("Dist-4 (paper)", "dist_ratio@4"), ("Targets in context", "target_in_context"),
+                   ("New-item Recall@1", "new_hit@1"), ("New-item Recall@10", "new_hit@10"),
+                   ("New-item Recall@50", "new_hit@50"), ("Coverage@10", "coverage@10"),
+                   ("Popularity@10", "popularity@10"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="C2-CRS only: first stage to run (coarse, fine, rec, conv); earlier stages are "
                              "restored from their checkpoints")
     parser.add_argument("--results", default=None, help="write the final metrics as JSON to this file")
+    parser.add_argument("--dump-predictions", default=None, metavar="FILE",
+                        help="write the test set's per-turn predictions as JSON lines to this file")
     return parser
 
 
@@ -52,11 +57,71 @@ def resolve_gpu(value: Optional[str]) -> str:
     """CRSLab's ``-g`` value, defaulting to the CPU when no CUDA device exists."""
     import torch
 
+    from crslab_c2crs.errors import ConfigError
+
     if value is None:
         return "0" if torch.cuda.is_available() else "-1"
-    if value.strip() != "-1" and not torch.cuda.is_available():
-        raise SystemExit(f"run_crslab.py: error: -g {value}: no CUDA device is available; use -g -1 for the CPU")
-    return value.strip()
+    ids = [part.strip() for part in value.split(",")]
+    if not all(part.lstrip("-").isdigit() for part in ids):
+        raise ConfigError(f"-g {value}: expected GPU ids like 0 or 0,1, or -1 for the CPU")
+    if ids != ["-1"] and not torch.cuda.is_available():
+        raise ConfigError(f"-g {value}: no CUDA device is available; use -g -1 for the CPU")
+    return ",".join(ids)
+
+
+def check_run(args: argparse.Namespace, opt: Dict[str, Any]) -> None:
+    """Check the flags against each other and every place the run will write or read a saved system, before any
+    data is loaded: a run must not fail after hours of training because it cannot save."""
+    from crslab_c2crs.config import model_name_of
+    from crslab_c2crs.errors import ConfigError, MissingDataError
+    from crslab_c2crs.paths import check_output_file, check_writable_dir, checkpoint_dir, saved_system_file
+    from crslab_c2crs.registry import crslab_table
+
+    if args.interact and args.save_system:
+        raise ConfigError("-i and -ss do not combine: -i only chats, nothing is trained or saved; train with -ss "
+                          "first, then chat with -rs -i")
+    if args.interact and not args.restore_system:
+        raise ConfigError("-i needs -rs: without it the chat would use an untrained model with random weights; "
+                          "train with -ss first, then chat with -rs -i")
+    if args.restore_system and not saved_system_file(opt).is_file():
+        model = model_name_of(opt)
+        others = sorted(path.parent.name for path in checkpoint_dir(opt).parent.glob(f"*/{model}.pth"))
+        choose = f"; saved {model} systems: checkpoint_dir {', '.join(others)} (--set checkpoint_dir=NAME)" \
+            if others else ""
+        raise MissingDataError(f"-rs: no saved system at {saved_system_file(opt)}; train and save one first with "
+                               f"-ss (same config, checkpoint_dir and --data-root){choose}")
+    check_writable_dir(Path("log"), "log folder", "run from a folder where ./log can be written")
+    if opt.get("embedding") and opt["dataset"] in ("ReDial", "ReDialReview"):
+        import crslab.config
+        from crslab_c2crs.data.builder.word2vec import check_word_vectors
+
+        check_word_vectors(Path(crslab.config.DATASET_PATH) / "redial" / opt["tokenize"], opt["embedding"])
+    if args.results:
+        check_output_file(Path(args.results), "--results")
+    if args.dump_predictions:
+        from crslab_c2crs.predictions import check_supported
+
+        if args.interact:
+            raise ConfigError("-i and --dump-predictions do not combine: a chat evaluates no test set")
+        check_output_file(Path(args.dump_predictions), "--dump-predictions")
+        check_supported(opt)
+    if args.interact:
+        return
+    fix = "make it writable, or choose another --data-root or checkpoint_dir"
+    if hasattr(crslab_table("system").get(model_name_of(opt)), "save_stage"):
+        check_writable_dir(checkpoint_dir(opt), "checkpoint_dir (stage checkpoints)", fix)
+    if args.save_system:
+        check_writable_dir(saved_system_file(opt).parent, "-ss (saved system)", fix)
+
+
+def log_beside_the_chat(log_name: str, debug: bool) -> None:
+    """In a chat stdout is the conversation: CRSLab's log lines go to its log file and to stderr instead."""
+    from loguru import logger
+
+    level = "DEBUG" if debug else "INFO"
+    logger.remove()
+    logger.add(os.path.join("log", f"{log_name}.log"), level=level)
+    logger.add(sys.stderr, level=level)
 
 
 def summarise(history: List[Dict[str, Any]]) -> Dict[str, float]:
@@ -81,30 +146,32 @@ def print_summary(metrics: Dict[str, float]) -> None:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary."""
     import crslab_c2crs
-    from crslab_c2crs.config import load_config
+    from crslab_c2crs.config import load_config, model_name_of
     from crslab_c2crs.paths import relocate, resolve_data_root
     from crslab_c2crs.reproducibility import seed_everything
 
     data_root = resolve_data_root(args.data_root)
     relocate(data_root)
-    overrides = list(args.overrides)
-    if args.stage is not None:
-        overrides.append(f"start_stage={args.stage}")
-    opt = load_config(args.config, overrides)
-    seed = args.seed if args.seed is not None else opt.get("seed", 42)
-    opt["seed"] = seed
+    opt = load_config(args.config, args.overrides, stage=args.stage, seed=args.seed)
+    seed = opt.setdefault("seed", 42)
+    gpu = resolve_gpu(args.gpu)
+    check_run(args, opt)
+    if args.interact:
+        # a known log file name, so the chat can keep logging to it (see log_beside_the_chat)
+        opt.setdefault("log_name", f"{opt['dataset']}_{model_name_of(opt)}_{time.strftime('%Y-%m-%d-%H-%M-%S')}")
     seed_everything(seed, opt.get("num_threads"))
     crslab_c2crs.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
-    gpu = resolve_gpu(args.gpu)
 
     import crslab.quick_start.quick_start as quick_start
     from crslab.config import Config
+    from crslab_c2crs.evaluator import attach as attach_evaluator
 
     systems = []
     get_system = quick_start.get_system
 
     def keep_system(*a, **kw):
         systems.append(get_system(*a, **kw))
+        attach_evaluator(systems[-1], record_test=bool(args.dump_predictions))
         return systems[-1]
 
     quick_start.get_system = keep_system
@@ -115,7 +182,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         tempfile.tempdir = tmp
         config_file = Path(tmp) / "config.yaml"
         config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
-        config = Config(str(config_file), gpu, args.debug)
+        # CRSLab logs its whole config to stdout while building Config: keep a chat's stdout for the chat
+        with contextlib.redirect_stdout(sys.stderr) if args.interact else contextlib.nullcontext():
+            config = Config(str(config_file), gpu, args.debug)
+        if args.interact:
+            log_beside_the_chat(opt["log_name"], args.debug)
         started = time.time()
         try:
             quick_start.run_crslab(config, args.save_data, args.restore_data, args.save_system,
@@ -130,11 +201,18 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
     result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
               "history": history, "test": summarise(history)}
+    if args.dump_predictions:
+        from crslab_c2crs.predictions import write_predictions
+
+        Path(args.dump_predictions).parent.mkdir(parents=True, exist_ok=True)
+        result["predictions"] = {"file": str(args.dump_predictions),
+                                 "lines": write_predictions(systems[0], args.dump_predictions)}
     return result
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from crslab_c2crs import atomic
     from crslab_c2crs.errors import USER_ERRORS
 
     try:
@@ -146,5 +224,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_summary(result["test"])
     if args.results:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        atomic.write_json(args.results, result, indent=2, default=str)
     return 0

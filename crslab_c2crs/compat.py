@@ -148,6 +148,71 @@ def patch_offline_build() -> None:
                 module.build = build
 
 
+def patch_batching() -> None:
+    """``BaseDataLoader.get_data`` pads random batches to their longest context (3x the real tokens on ReDial),
+    shows the uncapped batch count, and knows no batch caps: every loader gets a
+    :class:`~crslab_c2crs.data.batching.BatchPlan` (length bucketing, per-stage caps) from the system's options."""
+    from math import ceil
+
+    from loguru import logger
+    from tqdm import tqdm
+
+    from crslab_c2crs.data.batching import SPLITS, BatchPlan
+
+    system_cls = _module("crslab.system.base").BaseSystem
+    loader_cls = _module("crslab.data.dataloader.base").BaseDataLoader
+    init = system_cls.__init__
+
+    def __init__(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs):
+        for loader, split in zip((train_dataloader, valid_dataloader, test_dataloader), SPLITS):
+            loader.batch_plan = BatchPlan.from_opt(opt, split)
+        init(self, opt, train_dataloader, valid_dataloader, test_dataloader, *args, **kwargs)
+
+    def get_data(self, batch_fn, batch_size, shuffle=True, process_fn=None):
+        dataset = process_fn() if process_fn is not None else self.dataset
+        dataset = dataset[:ceil(len(dataset) * self.scale)]
+        plan = getattr(self, "batch_plan", None) or BatchPlan("valid", bucketing=False)
+        stage = plan.stage_of(batch_fn)
+        batches = plan.batches(dataset, batch_size, shuffle, stage)
+        logger.debug(f"[{plan.split} {stage}: {len(dataset)} samples, {len(batches)} batches]")
+        for batch in tqdm(batches, total=len(batches), desc=f"{plan.split} {stage}", leave=False):
+            yield batch_fn([dataset[index] for index in batch])
+
+    system_cls.__init__ = __init__
+    loader_cls.get_data = get_data
+
+
+def patch_saved_systems() -> None:
+    """``-ss`` writes ``<save>/<model>.pth`` in place, shared by every run of a model (a crash leaves half a file),
+    and ``-rs`` fails on a missing, damaged or mismatched file with a traceback: save atomically to the run's
+    ``checkpoint_dir`` and restore with one-line errors (:mod:`crslab_c2crs.checkpoints`)."""
+    from loguru import logger
+
+    from crslab_c2crs.checkpoints import load_into, load_state, save_state
+    from crslab_c2crs.paths import saved_system_file
+
+    base = _module("crslab.system.base").BaseSystem
+    parts = (("model", "model_state_dict"), ("rec_model", "rec_state_dict"), ("conv_model", "conv_state_dict"),
+             ("policy_model", "policy_state_dict"))
+
+    def save_model(self) -> None:
+        path = saved_system_file(self.opt)
+        save_state({key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}, path)
+        logger.info(f"[Saved the system to {path}]")
+
+    def restore_model(self) -> None:
+        path = saved_system_file(self.opt)
+        remedy = "train and save it again with -ss and this config, or point checkpoint_dir at the right run"
+        state = load_state(path, self.device, remedy)
+        for name, key in parts:
+            if hasattr(self, name):
+                load_into(getattr(self, name), state, key, path, remedy)
+        logger.info(f"[Restored the system from {path}]")
+
+    base.save_model = save_model
+    base.restore_model = restore_model
+
+
 def register_evaluators() -> None:
     """The stock ``conv`` evaluator passes ``tensorboard`` twice, and both it and ``standard`` download a fastText
     file and count character n-grams: our evaluator replaces both names."""
@@ -168,6 +233,8 @@ PATCHES: Dict[str, Callable[[], None]] = {
     "kbrd_user_embedding": patch_kbrd_user_embedding,
     "offline_build": patch_offline_build,
     "evaluators": register_evaluators,
+    "saved_systems": patch_saved_systems,
+    "batching": patch_batching,
 }
 
 
@@ -176,7 +243,6 @@ def apply() -> List[str]:
     if not _APPLIED:
         # Avoid TensorFlow probing by transformers/tensorboard: slow and irrelevant here.
         os.environ.setdefault("USE_TF", "0")
-        patch_transformers_adamw()
         for name, patch in PATCHES.items():
             patch()
             _APPLIED.append(name)

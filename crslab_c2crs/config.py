@@ -2,12 +2,19 @@
 
 CRSLab silently ignores keys it does not know, so a typo (``rec.epochs``) trains with a default. Here every key
 is checked against the keys the chosen model reads; models declare theirs with :func:`register_config_keys`.
+
+CRSLab also reads values only when it needs them, so ``rec.batch_size: -4`` or an optimizer named ``Adamz``
+failed hours into a run, after the pre-training stages. :func:`check_config` checks every value of the resolved
+configuration (types, ranges, optimizer and scheduler names and arguments, the model's own options) in one pass,
+before any data is loaded; :func:`load_config` runs it last.
 """
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import yaml
 
@@ -17,11 +24,12 @@ from crslab_c2crs.errors import ConfigError
 COMMON_KEYS: Set[str] = {
     "dataset", "tokenize", "model", "rec_model", "conv_model", "policy_model", "evaluator", "embedding",
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
-    "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk",
+    "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing", "shuffle_train",
+    "bucket_pool_batches", "rec_exclude_context",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
-    "gradient_clip", "update_freq",
+    "gradient_clip", "update_freq", "max_batches", "valid_max_batches", "test_max_batches",
 }
 _MODEL_KEYS: Dict[str, Set[str]] = {}
 _MODEL_STAGES: Dict[str, Set[str]] = {}
@@ -101,19 +109,25 @@ def validate(opt: Mapping[str, Any], source: str) -> None:
                               f"{sorted(known | stages)}")
 
 
-def load_config(path: str | Path, overrides: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-    """Read the YAML at ``path``, apply ``key.sub=value`` overrides in order, validate and return the dict."""
+def load_config(path: str | Path, overrides: Optional[Iterable[str]] = None, stage: Optional[str] = None,
+                seed: Optional[int] = None) -> Dict[str, Any]:
+    """Read the YAML at ``path``, apply ``key.sub=value`` overrides in order, then the ``--stage`` and ``--seed``
+    flags (``stage``, ``seed``), check every value (:func:`check_config`) and return the dict."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass an existing YAML with -c/--config)")
     try:
         opt = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                          f"save the file as UTF-8") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(opt, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys to values")
     validate(opt, str(path))
     opt = copy.deepcopy(opt)
+    overridden: Dict[str, Any] = {}
     for text in overrides or ():
         key_path, value = parse_override(text)
         target = opt
@@ -122,5 +136,230 @@ def load_config(path: str | Path, overrides: Optional[Iterable[str]] = None) -> 
                 raise ConfigError(f"--set {text!r}: {part!r} is not a section of {path}")
             target = target[part]
         target[key_path[-1]] = value
+        overridden[".".join(key_path)] = value
         validate(opt, f"--set {text!r}")
+    _apply_flag(opt, "--stage", "start_stage", stage, overridden)
+    _apply_flag(opt, "--seed", "seed", seed, overridden)
+    check_config(opt, str(path))
     return opt
+
+
+def _apply_flag(opt: Dict[str, Any], flag: str, key: str, value: Any, overridden: Mapping[str, Any]) -> None:
+    """Set ``key`` from a command-line ``flag``; a ``--set`` of the same key with another value is a conflict."""
+    if value is None:
+        return
+    model = model_name_of(opt)
+    if key not in COMMON_KEYS | _MODEL_KEYS[model]:
+        starts = sorted(name for name, keys in _MODEL_KEYS.items() if key in keys)
+        raise ConfigError(f"{flag} {value}: model {model} has no {key!r} setting (it runs all its stages in one "
+                          f"go); {flag} works with {', '.join(starts)}")
+    if key in overridden and overridden[key] != value:
+        raise ConfigError(f"{flag} {value} and --set {key}={overridden[key]} disagree; give only one of them")
+    opt[key] = value
+
+
+# ---------------------------------------------------------------------------------------------- value checks
+# Integer settings -> smallest allowed value; null keeps CRSLab's default (no truncation, no cap).
+INT_KEYS: Dict[str, int] = {
+    "context_truncate": 1, "response_truncate": 3, "entity_truncate": 1, "word_truncate": 1, "num_threads": 1,
+    "interact_topk": 1, "bucket_pool_batches": 1, "review_entity_limit": 1, "nb_review": 1, "info_truncate": 1,
+}
+BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context"}
+# The same for the keys of a stage section; a new integer stage key needs only a line here.
+STAGE_INT_KEYS: Dict[str, int] = {
+    "epoch": 0, "batch_size": 1, "impatience": 1, "update_freq": 1, "max_batches": 1, "valid_max_batches": 1,
+    "test_max_batches": 1,
+}
+STAGE_BOOL_KEYS: Set[str] = {"early_stop"}
+REQUIRED_STAGE_KEYS = ("epoch", "batch_size", "optimizer")
+STOP_MODES = ("max", "min")
+_SEED_RANGE = (0, 2 ** 32 - 1)  # numpy's
+_MODEL_CHECKS: Dict[str, List[Callable[[Mapping[str, Any], str], None]]] = {}
+
+
+def register_config_check(model: str, check: Callable[[Mapping[str, Any], str], None]) -> None:
+    """Add ``check(opt, source)`` to :func:`check_config` for ``model``: it raises :class:`ConfigError` for a bad
+    value of a key only that model reads."""
+    _MODEL_CHECKS.setdefault(model, []).append(check)
+
+
+def _bad(key: str, value: Any, expected: str, source: str) -> ConfigError:
+    return ConfigError(f"{key}: {value!r} is not {expected}; correct it in {source} or with --set {key}=VALUE")
+
+
+def _check_int(key: str, value: Any, minimum: int, source: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _bad(key, value, f"an integer >= {minimum}", source)
+
+
+def _check_bool(key: str, value: Any, source: str) -> None:
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false", source)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _looks_numeric(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
+def _choice_error(key: str, value: Any, choices: Iterable[str], what: str, source: str) -> ConfigError:
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ConfigError(f"{key}: unknown {what} {value!r}; {hint}choose one of {', '.join(choices)} "
+                       f"(in {source} or with --set {key}=NAME)")
+
+
+def _optimizer_classes() -> Dict[str, type]:
+    """CRSLab's optimizer table (torch.optim and the AdamW/Adafactor it adds), real optimizers only."""
+    import torch
+    from crslab.system.base import optim_class
+
+    return {name: cls for name, cls in optim_class.items()
+            if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer}
+
+
+def _scheduler_classes() -> Dict[str, type]:
+    """CRSLab's scheduler table, without its abstract base classes."""
+    import inspect
+
+    from crslab.system.base import lr_scheduler_class
+
+    return {name: cls for name, cls in lr_scheduler_class.items()
+            if isinstance(cls, type) and not inspect.isabstract(cls) and name not in ("ABC", "LRScheduler")}
+
+
+def _named(key: str, spec: Any, classes: Mapping[str, type], what: str, example: str,
+           source: str) -> Tuple[type, Dict[str, Any]]:
+    """The class named by ``spec`` (``{name: ..., **kwargs}``) among ``classes``, and its keyword arguments."""
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ConfigError(f"{key}: {spec!r} is not a mapping with a name, e.g. {example}; correct it in {source}")
+    if spec["name"] not in classes:
+        raise _choice_error(f"{key}.name", spec["name"], classes, what, source)
+    return classes[spec["name"]], {k: v for k, v in spec.items() if k != "name"}
+
+
+def _try_build(key: str, name: str, kwargs: Mapping[str, Any], build: Callable[[], Any], source: str) -> Any:
+    """``build()``; the argument errors torch raises become one line naming ``key``."""
+    try:
+        return build()
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{key}: {name} does not accept {dict(kwargs)} ({err}); correct it in {source}") from None
+
+
+def _check_optimizer(stage: str, spec: Any, source: str) -> Any:
+    """Check ``<stage>.optimizer`` by building it over one dummy parameter; returns the optimizer."""
+    import torch
+
+    key = f"{stage}.optimizer"
+    cls, kwargs = _named(key, spec, _optimizer_classes(), "optimizer", "{name: Adam, lr: 0.001}", source)
+    if "lr" in kwargs and not (_is_number(kwargs["lr"]) and kwargs["lr"] > 0):
+        hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if _looks_numeric(kwargs["lr"]) else ""
+        raise _bad(f"{key}.lr", kwargs["lr"], f"a number > 0{hint}", source)
+    return _try_build(key, spec["name"], kwargs, lambda: cls([torch.nn.Parameter(torch.zeros(1))], **kwargs),
+                      source)
+
+
+def _check_scheduler(stage: str, spec: Any, optimizer: Any, source: str) -> None:
+    """Check ``<stage>.lr_scheduler`` by building it on the dummy optimizer of the stage."""
+    key = f"{stage}.lr_scheduler"
+    cls, kwargs = _named(key, spec, _scheduler_classes(), "scheduler", "{name: ReduceLROnPlateau, patience: 3}",
+                         source)
+
+    def build_and_step() -> None:
+        scheduler = cls(optimizer, **kwargs)
+        # torch checks few arguments when building a scheduler (patience='x' passes): take one step of each kind
+        scheduler.train_step()
+        scheduler.valid_step(1.0)
+
+    _try_build(key, spec["name"], kwargs, build_and_step, source)
+
+
+def _check_stage(stage: str, section: Any, source: str) -> None:
+    if section is None:
+        raise ConfigError(f"section {stage!r} is missing from {source}: add it with "
+                          f"{', '.join(REQUIRED_STAGE_KEYS)}")
+    for key in REQUIRED_STAGE_KEYS:
+        if key not in section:
+            raise ConfigError(f"{stage}.{key} is missing from {source}: every stage section needs "
+                              f"{', '.join(REQUIRED_STAGE_KEYS)}")
+    for key, value in section.items():
+        name = f"{stage}.{key}"
+        if key in STAGE_INT_KEYS and (value is not None or key in REQUIRED_STAGE_KEYS):
+            _check_int(name, value, STAGE_INT_KEYS[key], source)
+        elif key in STAGE_BOOL_KEYS:
+            _check_bool(name, value, source)
+    if "stop_mode" in section and section["stop_mode"] not in STOP_MODES:
+        raise _choice_error(f"{stage}.stop_mode", section["stop_mode"], STOP_MODES, "stop mode", source)
+    if section.get("early_stop") and "stop_mode" not in section:
+        raise ConfigError(f"{stage}.early_stop is true but {stage}.stop_mode is missing: add stop_mode: max or "
+                          f"min in {source}")
+    if "gradient_clip" in section and not _is_number(section["gradient_clip"]):
+        raise _bad(f"{stage}.gradient_clip", section["gradient_clip"], "a number (<= 0: no clipping)", source)
+    optimizer = _check_optimizer(stage, section["optimizer"], source)
+    if section.get("lr_scheduler") is not None:
+        _check_scheduler(stage, section["lr_scheduler"], optimizer, source)
+
+
+def check_config(opt: Mapping[str, Any], source: str) -> None:
+    """Check every value of the resolved configuration ``opt`` (read from ``source``) in one pass.
+
+    Integers, booleans and ranges of the common keys and of every stage section, the optimizer and scheduler of
+    every stage (built once over a dummy parameter), and the checks the model registered with
+    :func:`register_config_check`. Nothing is loaded or written.
+
+    Raises:
+        ConfigError: the first bad value, naming the key and how to correct it.
+    """
+    model = model_name_of(opt)
+    for key, minimum in INT_KEYS.items():
+        if opt.get(key) is not None:
+            _check_int(key, opt[key], minimum, source)
+    for key in BOOL_KEYS:
+        if key in opt:
+            _check_bool(key, opt[key], source)
+    if "seed" in opt and (isinstance(opt["seed"], bool) or not isinstance(opt["seed"], int)
+                          or not _SEED_RANGE[0] <= opt["seed"] <= _SEED_RANGE[1]):
+        raise _bad("seed", opt["seed"], f"an integer from {_SEED_RANGE[0]} to {_SEED_RANGE[1]}", source)
+    if "scale" in opt and not (_is_number(opt["scale"]) and 0 < opt["scale"] <= 1):
+        raise _bad("scale", opt["scale"], "a fraction of the data in (0, 1]", source)
+    for key in ("checkpoint_dir", "model_file", "log_name"):
+        value = opt.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip() or Path(value).is_absolute()
+                                  or ".." in Path(value).parts):
+            raise _bad(key, value, "a relative name inside the save/log folder (no '..')", source)
+    for stage in sorted(_MODEL_STAGES[model]):
+        _check_stage(stage, opt.get(stage), source)
+    for check in _MODEL_CHECKS.get(model, ()):
+        check(opt, source)
+
+
+def _check_c2crs(opt: Mapping[str, Any], source: str) -> None:
+    """C2-CRS's own keys: start stage, ablation, frozen encoders, and the model options (typed by C2CRSConfig,
+    built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
+    from crslab_c2crs.model.c2crs.config import C2CRSConfig
+    from crslab_c2crs.model.c2crs.model import FREEZABLE
+    from crslab_c2crs.system.c2crs import ABLATIONS, STAGES
+
+    if (opt.get("start_stage") or STAGES[0]) not in STAGES:
+        raise _choice_error("start_stage (--stage)", opt["start_stage"], STAGES, "stage", source)
+    if (opt.get("ablation") or "none") not in ABLATIONS:
+        raise _choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
+    frozen = opt.get("conv_freeze") or []
+    if not isinstance(frozen, list) or not set(frozen) <= set(FREEZABLE):
+        raise _bad("conv_freeze", frozen, f"a list of parts among {list(FREEZABLE)}", source)
+    placeholder_vocab = {"vocab_size": 4, "n_entity": 2, "pad": 0, "start": 1, "end": 2, "pad_entity": 0}
+    try:
+        C2CRSConfig.from_opt(opt, placeholder_vocab, {"entity_kg": {"n_relation": 1}})
+    except ConfigError as err:
+        raise ConfigError(f"{err}; correct it in {source} or with --set") from None
+
+
+register_config_check("C2CRS", _check_c2crs)

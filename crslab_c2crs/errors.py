@@ -6,11 +6,15 @@ class PluginError(Exception):
 
 
 class ConfigError(PluginError, ValueError):
-    """A config file or override that cannot be used."""
+    """A config file, override or command-line flag that cannot be used."""
 
 
 class MissingDataError(PluginError, RuntimeError):
     """A dataset or resource CRSLab needs is not on disk (nothing is ever downloaded)."""
+
+
+class CheckpointError(PluginError, RuntimeError):
+    """A stage checkpoint or saved system that is damaged or does not fit the configured model."""
 
 
 USER_ERRORS = (PluginError,)

@@ -5,14 +5,19 @@ CRSLab 0.1.2 derives every path from the folder holding the installed package (`
 them there and in every loaded ``crslab.*`` module that imported them relocates everything.
 
 The data root is, in order of priority: ``--data-root``, ``$CRSLAB_DATA_ROOT``, ``./data``.
-Saved systems go to ``<data root>/save``.
+Everything a run saves (stage checkpoints, the ``-ss`` saved system) goes to ``<data root>/save/<checkpoint_dir>``
+(:func:`checkpoint_dir`); :func:`check_writable_dir` and :func:`check_output_file` let a run refuse an unwritable
+place before it starts instead of failing after hours of training.
 """
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Type
+
+from crslab_c2crs.errors import ConfigError
 
 
 ENV_VAR = "CRSLAB_DATA_ROOT"
@@ -63,12 +68,79 @@ def current_data_root() -> Path:
     return Path(crslab.config.DATA_PATH)
 
 
+def checkpoint_dir(opt: Mapping[str, Any]) -> Path:
+    """``<save>/<checkpoint_dir>``: the folder of one run's stage checkpoints and saved system (default: the
+    model's name, so runs of different models never overwrite each other)."""
+    import crslab.config
+
+    from crslab_c2crs.config import model_name_of
+
+    return Path(crslab.config.SAVE_PATH) / (opt.get("checkpoint_dir") or model_name_of(opt))
+
+
+def saved_system_file(opt: Mapping[str, Any]) -> Path:
+    """Where ``-ss`` saves and ``-rs`` restores the system: CRSLab's ``model_file`` (relative to ``<save>``) when
+    set, else ``<checkpoint_dir>/<model>.pth``."""
+    import crslab.config
+
+    from crslab_c2crs.config import model_name_of
+
+    if opt.get("model_file"):
+        return Path(crslab.config.SAVE_PATH) / opt["model_file"]
+    return checkpoint_dir(opt) / f"{model_name_of(opt)}.pth"
+
+
+def check_writable_dir(folder: Path, what: str, fix: str, error: Type[Exception] = ConfigError) -> None:
+    """Raise ``error`` unless ``folder`` exists as, or can be created as, a folder this process can write into.
+    Nothing is created: the nearest existing ancestor is probed with a temporary file (permission bits say
+    nothing for root or read-only file systems).
+
+    Args:
+        folder: the folder that will be written into.
+        what: the setting that names it, for the message (e.g. ``"checkpoint_dir"``).
+        fix: what the user should do, ending the message.
+        error: the exception class to raise (the data builder raises its own).
+    """
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"{what}: {existing} is a file, so {folder} cannot be a folder; {fix}")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".write-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise error(f"{what}: cannot write into {existing} ({err.strerror or err}); {fix}") from None
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` can be written as a file (it is not a folder and its folder is
+    writable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give a file path, e.g. {flag} {path / 'results.json'}")
+    check_writable_dir(path.parent, f"{flag} {path}", f"give {flag} a file in a writable folder")
+
+
 def build_hint(dpath: str) -> str:
     """Tell the user which command builds the resource expected at ``dpath``."""
     path = Path(dpath)
     anchor = next((p for p in path.parents if p.name in ("dataset", "model")), None)
+    if anchor is not None and ("tgredial" in path.parts or "TGReDial" in path.parts):
+        # TG-ReDial's dialogs and graphs are CRSLab's own release; the plugin only builds side files from them
+        return (f"Put CRSLab's TG-ReDial files in {anchor.parent / 'dataset' / 'tgredial' / 'pkuseg'}, then build "
+                f"the plugin's side files (movie table, review corpus, stand-in KGSF copy mask) with: python -m "
+                f"crslab_c2crs.data build tgredial --data-root {anchor.parent} --reviews REVIEWS.jsonl")
     if anchor is not None and ("redial" in path.parts or "kgsf" in path.parts):
+        from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
+
+        root = anchor.parent
+        # The builder writes both folders and refuses existing ones without --force (which moves them aside).
+        partial = [folder for folder in (dataset_dir(root), kgsf_dir(root)) if folder.exists()]
+        force = (f" --force (this moves the existing {', '.join(map(str, partial))} aside, nothing is deleted)"
+                 if partial else "")
         return (f"Build it offline from raw ReDial with: python -m crslab_c2crs.data build redial "
-                f"--raw {DEFAULT_RAW} --data-root {anchor.parent}")
+                f"--raw {DEFAULT_RAW} --data-root {root}{force}")
     return ("This plugin only builds ReDial (python -m crslab_c2crs.data build redial); place the resource "
             f"there yourself, or point --data-root / ${ENV_VAR} at a data root that has it.")

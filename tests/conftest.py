@@ -1,5 +1,8 @@
 """Shared test set-up: one torch thread (2-core CI machines; equal results need equal thread counts), and a
 tiny ReDial data root built by the real data builder from a tiny raw ReDial folder."""
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,3 +18,21 @@ def tiny_root(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny")
     build_redial(write_tiny_raw(base / "raw"), base / "root")
     return base / "root"
+
+
+@pytest.fixture
+def refuse_writes_under(monkeypatch):
+    """``refuse(folder)``: creating a file in ``folder`` or below fails with PermissionError from then on, as in a
+    read-only folder (the tests may run as root, for whom file modes make nothing read-only). Only
+    ``tempfile.mkstemp`` is refused: the write probe of :func:`crslab_c2crs.paths.check_writable_dir`."""
+    mkstemp = tempfile.mkstemp
+
+    def refuse(folder: Path) -> None:
+        def probe(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).is_relative_to(folder):
+                raise PermissionError(13, "Permission denied")
+            return mkstemp(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", probe)
+
+    return refuse

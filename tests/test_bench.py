@@ -25,8 +25,12 @@ def test_bench_runs_all_models_and_writes_the_report(tiny_root, tmp_path, monkey
 
     report = json.loads((tmp_path / "redial-tiny.json").read_text())
     names = {run["name"] for run in report["runs"]}
-    assert names == {f"{m}-{k}" for m in ("KBRD", "KGSF", "C2CRS") for k in ("fast", "stock")}
+    assert names == {f"{m}-{k}" for m in ("KBRD", "KGSF", "C2CRS") for k in ("fast", "stock")} | set(redial.SHORTCUTS)
     for run in report["runs"]:
+        assert "new_hit@10" in run["test"] and "coverage@10" in run["test"] or run["probe"], run["name"]
+        if run["model"] in redial.SHORTCUTS:
+            assert run["stages"] == {} and "bleu@1" not in run["test"]
+            continue
         batch = 16  # every SHORT batch size; both the tiny profile and the probes cap training at 2 batches
         for stage, numbers in run["stages"].items():
             epochs = 2 if (run["model"], stage) == ("C2CRS", "rec") else 1
@@ -45,7 +49,33 @@ def test_bench_runs_all_models_and_writes_the_report(tiny_root, tmp_path, monkey
 
     table = (tmp_path / "redial-tiny.md").read_text()
     assert "| C2CRS-fast |" in table and "| KGSF (paper) |" in table and "speed-up" in table
+    assert "## Repeat-aware recommendation (test set)" in table
+    assert table.count("| RepeatContext |") == 3  # the quality, repeat-aware and speed tables
     assert (tmp_path / "redial-tiny.png").stat().st_size > 10_000
+
+
+def test_seeds_are_aggregated_as_mean_and_sample_std():
+    def result(seed, hit, seconds):
+        return {"seed": seed, "test": {"hit@10": hit}, "stages": {"rec": {"seconds": seconds}}, "peak_rss_mb": seed,
+                "valid_recall@10": [hit], "bench_wall_seconds": 1.0, "history": [], "config": {}, "model": "KBRD"}
+
+    run = redial.aggregate([result(1, 0.1, 10.0), result(2, 0.2, 20.0), result(3, 0.3, 30.0)])
+    assert run["seeds"] == [1, 2, 3]
+    assert run["test"]["hit@10"] == pytest.approx(0.2) and run["test_std"]["hit@10"] == pytest.approx(0.1)
+    assert run["stages"]["rec"]["seconds"] == pytest.approx(20.0) and run["peak_rss_mb"] == 3
+    assert [entry["test"]["hit@10"] for entry in run["per_seed"]] == [0.1, 0.2, 0.3]
+    assert "history" not in run and run["valid_recall@10"] == [0.1]
+    assert redial._cell(dict(run, probe=False), "hit@10") == "0.2000 ± 0.1000"
+    assert redial.aggregate([result(1, 0.1, 10.0)])["test_std"]["hit@10"] == 0.0
+
+
+@pytest.mark.slow
+def test_bench_repeats_every_run_per_seed(tiny_root, tmp_path):
+    assert redial.main(["--models", "Popularity,RepeatContext", "--seeds", "2", "--data-root", str(tiny_root),
+                        "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "redial-cpu.json").read_text())
+    assert report["seeds"] == [42, 43] and [run["seeds"] for run in report["runs"]] == [[42, 43]] * 2
+    assert "± 0.0000" in (tmp_path / "redial-cpu.md").read_text()  # nothing random in a shortcut baseline
 
 
 @pytest.fixture

@@ -141,6 +141,14 @@ download.DownloadableFile.download_file = lambda self, dpath: (_ for _ in ()).th
 check("offline_build", lambda: (download.build(d, download.DownloadableFile("u", "f", "h"), "0.31"), os.path.isdir(d))[1])
 ev = importlib.import_module("crslab.evaluator")
 check("evaluators", lambda: ev.get_evaluator("conv", "ReDial"))
+open(os.path.join(d, "half.pth"), "wb").write(b"PK\x03\x04")
+check("saved_systems", lambda: base.BaseSystem.restore_model(types.SimpleNamespace(
+    model_file=os.path.join(d, "half.pth"), device="cpu", model=torch.nn.Linear(1, 1))) is None)
+# a loader asked for at most 2 batches of its rec stage (the patch reads this plan; stock CRSLab ignores it)
+loaders = importlib.import_module("crslab.data.dataloader.base")
+loader = loaders.BaseDataLoader({"scale": 1}, [{"context_seq": [0] * n} for n in range(20)])
+loader.batch_plan = types.SimpleNamespace(caps={"rec": 2}, split="train", stage=None)
+check("batching", lambda: len(list(loader.get_data(lambda b: b, 1, False))) == 2)
 print(json.dumps(out))
 """
 

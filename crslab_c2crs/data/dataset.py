@@ -14,10 +14,12 @@ the side files written by ``python -m crslab_c2crs.data build redial``: ``c2crs_
   first, recency = end of the entity's last mention in the untruncated context), each with its top
   ``opt['nb_review']`` (1) ranked sentences cut to ``opt['info_truncate']`` (40) ids, no start/end tokens.
 
-``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each token id occurs in the
-training responses, counting one ``end`` (2) per response because the decoder is trained to emit it;
-``review_corpus_version`` (the review file's ``format_version``); and ``entity_reviews`` (entity id -> ranked
-sentence token ids).
+``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each word occurs in the responses
+the conversation stage learns (Recommender turns of the training split); START, END, PAD and UNK are not words
+and count 0, so Eq. 12 gives them weight 1 (counting END once per response gave it alpha 0.04: the decoder
+then rarely stopped); ``copy_mask`` (``numpy`` bool, vocab_size): the tokens the copy mechanism may boost, KGSF's
+``copy_mask.npy`` written by the data builder; ``review_corpus_version`` (the review file's ``format_version``);
+and ``entity_reviews`` (entity id -> ranked sentence token ids).
 """
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ import importlib
 import json
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
+import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
@@ -38,6 +42,7 @@ from crslab_c2crs.registry import register_dataset
 _redial = importlib.import_module("crslab.data.dataset.redial.redial")
 
 REVIEWS_FILE = "c2crs_reviews.json"
+COPY_MASK_FILE = "copy_mask.npy"
 MENTIONS_FILE = "c2crs_mentions_{split}.json"
 SPLITS = ("train", "valid", "test")
 
@@ -99,6 +104,16 @@ def recent_entities(turn_mentions: Sequence[Sequence[Mention]], turn_lengths: Se
     return sorted(last_end, key=lambda entity: (-last_end[entity], entity))
 
 
+def response_word_counts(samples: Sequence[Mapping[str, Any]], vocab_size: int, special_ids: set) -> List[int]:
+    """Per token id, its count over the Recommender responses of ``samples`` (the conv stage's targets);
+    ``special_ids`` (START/END/PAD/UNK) are not words and count 0."""
+    counts: Counter = Counter()
+    for sample in samples:
+        if sample["role"] == "Recommender":
+            counts.update(sample["response"])
+    return [0 if idx in special_ids else counts.get(idx, 0) for idx in range(vocab_size)]
+
+
 def select_review_sentences(entities: Sequence[int], reviews: Mapping[int, Sequence[Sequence[int]]],
                             entity_limit: int, nb_review: int, info_truncate: int) -> List[Tuple[int, List[int]]]:
     """``(entity_id, token_ids)`` review sentences for ``entities`` (most recent first): the first
@@ -109,20 +124,54 @@ def select_review_sentences(entities: Sequence[int], reviews: Mapping[int, Seque
     return selected
 
 
-@register_dataset("ReDialReview", language="en")
-class ReDialReviewDataset(_redial.ReDialDataset):
-    """CRSLab's ReDial dataset with C2-CRS's context spans and review sentences (see module docstring).
+class C2CRSFieldsMixin:
+    """What ``ReDialReview`` and ``TGReDialReview`` add to CRSLab's samples (see module docstring).
 
     Options read from ``opt``: ``context_truncate`` (256), ``review_entity_limit`` (8), ``nb_review`` (1),
     ``info_truncate`` (40).
     """
 
-    def __init__(self, opt, tokenize, restore=False, save=False):
-        # set before super().__init__, which loads and processes everything
+    special_token_idx: Dict[str, int]
+
+    def _read_c2crs_options(self, opt: Mapping[str, Any]) -> None:
+        # called before CRSLab's __init__, which loads and processes everything
         self.context_truncate = int(opt.get("context_truncate", None) or 256)
         self.review_entity_limit = int(opt.get("review_entity_limit", 8))
         self.nb_review = int(opt.get("nb_review", 1))
         self.info_truncate = int(opt.get("info_truncate", 40))
+
+    def _use_review_corpus(self, corpus: Mapping[str, Any]) -> None:
+        """Keep the ranked sentence ids of a ``c2crs_reviews.json`` document."""
+        self.review_corpus_version = corpus["format_version"]
+        self.reviews: Dict[int, List[List[int]]] = {
+            int(entity): [sentence["ids"] for sentence in sentences]
+            for entity, sentences in corpus["entities"].items()}
+
+    def _add_c2crs_fields(self, samples: List[Dict[str, Any]], turn_tokens: Sequence[Sequence[int]],
+                          turn_mentions: Sequence[Sequence[Mention]]) -> List[Dict[str, Any]]:
+        """Extend CRSLab's samples of one conversation, whose sample k has turns[:k + 1] as context (CRSLab emits
+        one sample per turn after the first), with ``context_seq``, ``context_mentions`` and ``review_sentences``."""
+        end_idx = self.special_token_idx["end"]
+        for k, sample in enumerate(samples):
+            context_tokens, context_mentions = turn_tokens[:k + 1], turn_mentions[:k + 1]
+            sample["context_seq"], sample["context_mentions"] = truncate_context(
+                context_tokens, context_mentions, end_idx, self.context_truncate)
+            sample["review_sentences"] = self._review_sentences(
+                recent_entities(context_mentions, [len(tokens) for tokens in context_tokens]))
+        return samples
+
+    def _review_sentences(self, entities: List[int]) -> List[Tuple[int, List[int]]]:
+        return select_review_sentences(entities, self.reviews, self.review_entity_limit, self.nb_review,
+                                       self.info_truncate)
+
+
+@register_dataset("ReDialReview", language="en")
+class ReDialReviewDataset(C2CRSFieldsMixin, _redial.ReDialDataset):
+    """CRSLab's ReDial dataset with C2-CRS's context spans and review sentences (see module docstring and
+    :class:`C2CRSFieldsMixin` for the options)."""
+
+    def __init__(self, opt, tokenize, restore=False, save=False):
+        self._read_c2crs_options(opt)
         super().__init__(opt, tokenize, restore, save)
 
     def _side_file(self, name: str) -> Any:
@@ -136,11 +185,7 @@ class ReDialReviewDataset(_redial.ReDialDataset):
         train_data, valid_data, test_data = super()._load_raw_data()
         self.mentions = {split: self._side_file(MENTIONS_FILE.format(split=split))["conversations"]
                          for split in SPLITS}
-        corpus = self._side_file(REVIEWS_FILE)
-        self.review_corpus_version = corpus["format_version"]
-        self.reviews: Dict[int, List[List[int]]] = {
-            int(entity): [sentence["ids"] for sentence in sentences]
-            for entity, sentences in corpus["entities"].items()}
+        self._use_review_corpus(self._side_file(REVIEWS_FILE))
         logger.debug(f"[Load C2-CRS mentions and {len(self.reviews)} entity review lists from {self.dpath}]")
         return train_data, valid_data, test_data
 
@@ -171,31 +216,29 @@ class ReDialReviewDataset(_redial.ReDialDataset):
                               ) -> List[Dict[str, Any]]:
         """CRSLab's samples of one conversation, each extended with the C2-CRS fields."""
         turns = self._merge_conv_data(dialog)
-        turn_mentions = merge_turn_mentions(dialog, spans)
-        samples = self._augment_and_add(turns)
-        # CRSLab emits one sample per merged turn after the first; sample k has turns[:k + 1] as context
-        turn_tokens = [turn["text"] for turn in turns]
-        end_idx = self.special_token_idx["end"]
-        for k, sample in enumerate(samples):
-            context_tokens, context_mentions = turn_tokens[:k + 1], turn_mentions[:k + 1]
-            sample["context_seq"], sample["context_mentions"] = truncate_context(
-                context_tokens, context_mentions, end_idx, self.context_truncate)
-            sample["review_sentences"] = self._review_sentences(
-                recent_entities(context_mentions, [len(tokens) for tokens in context_tokens]))
-        return samples
+        return self._add_c2crs_fields(self._augment_and_add(turns), [turn["text"] for turn in turns],
+                                      merge_turn_mentions(dialog, spans))
 
-    def _review_sentences(self, entities: List[int]) -> List[Tuple[int, List[int]]]:
-        return select_review_sentences(entities, self.reviews, self.review_entity_limit, self.nb_review,
-                                       self.info_truncate)
+    def _copy_mask(self) -> np.ndarray:
+        import crslab.config
+
+        from crslab_c2crs.data.builder import kgsf_dir
+
+        # the data root is the parent of CRSLab's dataset folder, which this dataset was read from
+        path = kgsf_dir(Path(crslab.config.DATASET_PATH).parent) / COPY_MASK_FILE
+        if not path.is_file():
+            raise MissingDataError(f"copy mask {path} not found. {build_hint(self.dpath)}")
+        mask = np.load(path).astype(bool)
+        if mask.shape != (len(self.tok2ind),):
+            raise MissingDataError(f"copy mask {path} has shape {mask.shape}, the vocabulary has "
+                                   f"{len(self.tok2ind)} tokens; rebuild. {build_hint(self.dpath)}")
+        return mask
 
     def _side_data_process(self):
         side_data = super()._side_data_process()
-        counts: Counter = Counter()
-        end_idx = self.special_token_idx["end"]
-        for sample in self._train_samples:
-            counts.update(sample["response"])
-            counts[end_idx] += 1
-        side_data["token_freq"] = [counts.get(idx, 0) for idx in range(len(self.tok2ind))]
+        side_data["token_freq"] = response_word_counts(self._train_samples, len(self.tok2ind),
+                                                       set(self.special_token_idx.values()))
+        side_data["copy_mask"] = self._copy_mask()
         side_data["review_corpus_version"] = self.review_corpus_version
         # interactive mode selects the review sentences of a live conversation from the same ranked lists
         side_data["entity_reviews"] = self.reviews

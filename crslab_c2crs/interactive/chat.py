@@ -2,7 +2,9 @@
 
 Reads one message per line from standard input (a terminal or a pipe), prints the model's reply with movie
 placeholders replaced by titles, and the top-k recommended titles. ``[RESET]`` starts a new conversation,
-``[EXIT]`` or the end of input quits. Nothing is written to the data or model folders.
+``[EXIT]`` or the end of input quits (commands in any case). Input is read as bytes and decoded as UTF-8 with
+replacement, so a stray non-UTF-8 byte costs one character, never the chat. Nothing is written to the data or
+model folders.
 """
 from __future__ import annotations
 
@@ -13,21 +15,26 @@ import time
 from typing import IO, List, Optional
 
 from loguru import logger
-from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 import crslab.config
+import crslab.data
 from crslab_c2crs.data.builder.linking import entity_label
+from crslab_c2crs.data.builder.tokenize import is_movie_token
 from crslab_c2crs.data.movies import load_movies
 from crslab_c2crs.interactive.adapters import Adapter, adapter_for
 from crslab_c2crs.interactive.linker import MovieLinker
 from crslab_c2crs.interactive.session import ChatSession
 
 EXIT, RESET = "[EXIT]", "[RESET]"
-_detokenizer = TreebankWordDetokenizer()
 
 
 def build_session(system) -> ChatSession:
-    """A chat session over ``system``'s vocabulary and the movies and entity linker of its data folder."""
+    """A chat session over ``system``'s vocabulary and the movies and entity linker of its data folder; in Chinese
+    for a Chinese dataset (TG-ReDial, :mod:`crslab_c2crs.interactive.chinese`)."""
+    if crslab.data.dataset_language_map.get(system.opt["dataset"]) == "zh":
+        from crslab_c2crs.interactive import chinese
+
+        return chinese.build_session(system)
     from crslab_c2crs.data.builder.linking import EntityLinker
     from crslab_c2crs.data.builder.tokenize import tokenize
 
@@ -70,7 +77,7 @@ class Chat:
             if token.startswith("@") and token[1:].isdigit():
                 movie = self.session.movie_linker.by_id.get(int(token[1:]))
             words.append(movie.display if movie else token)
-        return _detokenizer.detokenize(words)
+        return self.session.detokenize(words)
 
     def turn(self, text: str) -> List[str]:
         """Lines to print for one user message."""
@@ -81,10 +88,16 @@ class Chat:
         lines = []
         if understood.truncated:
             lines.append(f"(Your message was long: only its last {len(understood.tokens)} words were read.)")
+        unknown = [token for token in dict.fromkeys(understood.tokens)
+                   if is_movie_token(token) and int(token[1:]) not in self.session.movie_linker.by_id]
+        if unknown:
+            lines.append(f"(No movie has this id, read as an unknown word: {', '.join(unknown)}.)")
+        # a long message can name one movie dozens of times: list each once
         if understood.movies:
-            lines.append("Linked: " + ", ".join(movie.display for movie in understood.movies))
+            lines.append("Linked: " + ", ".join(dict.fromkeys(movie.display for movie in understood.movies)))
         if understood.entities:
-            lines.append("Entities: " + ", ".join(entity_label(name) or name for name in understood.entities))
+            lines.append("Entities: " + ", ".join(dict.fromkeys(entity_label(name) or name
+                                                                for name in understood.entities)))
         scores = self.adapter.recommend(self.session)
         mentioned = set(self.session.context_items())
         ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]
@@ -104,6 +117,15 @@ class Chat:
                 f"max {max(self.latencies_ms):.0f} ms per turn")
 
 
+def read_line(stdin: IO[str]) -> Optional[str]:
+    """The next line of ``stdin`` without its line break, or None at the end of input. The bytes under a text
+    stream are decoded here, as UTF-8 with replacement: a strict decoder would end the chat on one bad byte and
+    lose the lines it had buffered."""
+    raw = getattr(stdin, "buffer", None)
+    line = raw.readline().decode("utf-8", errors="replace") if raw is not None else stdin.readline()
+    return line.rstrip("\r\n") if line else None
+
+
 def chat(system, stdin: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None,
          topk: Optional[int] = None) -> Chat:
     """Run the chat loop until ``[EXIT]`` or the end of ``stdin``; return the finished :class:`Chat`."""
@@ -115,11 +137,10 @@ def chat(system, stdin: Optional[IO[str]] = None, stdout: Optional[IO[str]] = No
     while True:
         if interactive:
             print("You: ", end="", file=stdout, flush=True)
-        line = stdin.readline()
-        if not line or line.strip() == EXIT:
+        text = read_line(stdin)
+        if text is None or text.strip().upper() == EXIT:
             break
-        text = line.rstrip("\n")
-        if text.strip() == RESET:
+        if text.strip().upper() == RESET:
             session.session.reset()
             print("(New conversation.)", file=stdout)
             continue

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from nltk.tokenize.treebank import TreebankWordDetokenizer
+
 from crslab_c2crs.data.movies import Movie
-from crslab_c2crs.interactive.linker import MovieLinker
+from crslab_c2crs.interactive.linker import MovieLinker, TitleMatch
 
 MAX_TURN_TOKENS = 256
+_detokenizer = TreebankWordDetokenizer()
 
 
 @dataclass
@@ -57,6 +60,14 @@ class ChatSession:
     def reset(self) -> None:
         self.utterances = []
 
+    def movie_tokens(self, tokens: Sequence[str], match: TitleMatch) -> List[str]:
+        """What a linked title becomes in the message: ReDial's ``@<movieId>`` placeholder token."""
+        return [f"@{match.movie.movie_id}"]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """A reply's tokens as text."""
+        return _detokenizer.detokenize(list(tokens))
+
     def _utterance(self, role: str, tokens: List[str]) -> Tuple[Utterance, List[Movie], List[str]]:
         movie_matches = self.movie_linker.link(tokens)
         rewritten: List[str] = []
@@ -68,8 +79,9 @@ class ChatSession:
             for token in tokens[cursor:match.start]:
                 offsets.append(len(rewritten))
                 rewritten.append(token)
-            mentions.append((len(rewritten), len(rewritten) + 1, match.movie.entity_id))
-            rewritten.append(f"@{match.movie.movie_id}")
+            replacement = self.movie_tokens(tokens, match)
+            mentions.append((len(rewritten), len(rewritten) + len(replacement), match.movie.entity_id))
+            rewritten.extend(replacement)
             movies.append(match.movie)
             cursor = match.end
         rewritten.extend(tokens[cursor:])

@@ -13,7 +13,6 @@ there, so e.g. only the conversation stage can be redone.
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import time
 from typing import Any, Dict, Optional
@@ -26,10 +25,12 @@ from crslab.evaluator.metrics.base import AverageMetric
 from crslab.evaluator.metrics.gen import PPLMetric
 from crslab.system.base import BaseSystem
 from crslab.system.utils.functions import ind2txt
+from crslab_c2crs.checkpoints import load_into, load_state, save_state
 from crslab_c2crs.config import register_config_keys
-from crslab_c2crs.errors import ConfigError, MissingDataError
+from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.config import C2CRSConfig
 from crslab_c2crs.model.c2crs.model import C2CRSModel
+from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_model, register_system
 from crslab_c2crs.reproducibility import seed_everything
 
@@ -46,8 +47,7 @@ ABLATIONS = {
 }
 SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
 register_model("C2CRS")(C2CRSModel)
-# max_batches: train batches per epoch (a shortened epoch, for quick runs); default the whole training set.
-register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES, ("max_batches",))
+register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES)
 
 
 @register_system("C2CRS")
@@ -74,7 +74,7 @@ class C2CRSSystem(BaseSystem):
             self.model = self.model.module
         self.ind2tok = vocab["ind2tok"]
         self.end_token_idx = vocab["end"]
-        self.checkpoint_dir = os.path.join(crslab.config.SAVE_PATH, opt.get("checkpoint_dir", "C2CRS"))
+        self.checkpoint_dir = str(checkpoint_dir(opt))
         self.stage_stats: Dict[str, Dict[str, float]] = {}
 
     # ------------------------------------------------------------------ checkpoints
@@ -82,19 +82,15 @@ class C2CRSSystem(BaseSystem):
         return os.path.join(self.checkpoint_dir, f"{stage}.pth")
 
     def save_stage(self, stage: str) -> None:
-        os.makedirs(self.checkpoint_dir, exist_ok=True)
-        torch.save({"model_state_dict": self.model.state_dict(), "stage": stage}, self.checkpoint_path(stage))
+        save_state({"model_state_dict": self.model.state_dict(), "stage": stage}, self.checkpoint_path(stage))
         logger.info(f"[Saved {stage} checkpoint to {self.checkpoint_path(stage)}]")
 
     def load_stage(self, stage: str) -> None:
         path = self.checkpoint_path(stage)
-        if not os.path.exists(path):
-            raise MissingDataError(
-                f"start_stage={self.start_stage} needs the checkpoint of the {stage} stage at {path}, which does "
-                f"not exist. Run the earlier stages first (they save it), or set checkpoint_dir to the folder "
-                f"under {crslab.config.SAVE_PATH} that holds it.")
-        state = torch.load(path, map_location=self.device)
-        self.model.load_state_dict(state["model_state_dict"])
+        remedy = (f"start_stage={self.start_stage} needs the checkpoint of the {stage} stage. Run the earlier stages "
+                  f"first (they save it), or set checkpoint_dir to the folder under {crslab.config.SAVE_PATH} that "
+                  f"holds it")
+        load_into(self.model, load_state(path, self.device, remedy), "model_state_dict", path, remedy)
         logger.info(f"[Restored the {stage} checkpoint from {path}]")
 
     # ------------------------------------------------------------------ steps
@@ -136,11 +132,8 @@ class C2CRSSystem(BaseSystem):
             raise ValueError(f"unknown stage {stage!r}")
 
     def rec_evaluate(self, scores: torch.Tensor, items: torch.Tensor) -> None:
-        """Rank ``scores`` (batch, n_items) and score the rank of each target entity id in ``items`` (batch,)."""
-        ranks = torch.topk(scores, min(50, scores.size(1)), dim=-1).indices.tolist()
-        labels = self.model.recommender.item_index(items).tolist()
-        for rank, label in zip(ranks, labels):
-            self.evaluator.rec_evaluate(rank, label)
+        """Score the item ``scores`` (batch, n_items) against the target entity ids ``items`` (batch,)."""
+        self.evaluator.evaluate_item_scores(scores, self.model.recommender.item_index(items).tolist())
 
     def conv_evaluate(self, generated: torch.Tensor, response: torch.Tensor) -> None:
         """Score generated ids (batch, T) against ``response`` (batch, Lt) that starts with START."""
@@ -162,15 +155,18 @@ class C2CRSSystem(BaseSystem):
             return loader.get_rec_data(batch_size, shuffle=shuffle)
         return loader.get_conv_data(batch_size, shuffle=shuffle)
 
-    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int,
-                   max_batches: Optional[int] = None) -> Dict[str, float]:
+    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int) -> Dict[str, float]:
+        """One pass of ``stage`` over ``loader``; batches, bucketing and caps follow the loader's batch plan."""
         self.evaluator.reset_metrics()
         self.model.train(mode == "train")
-        batches = self._batches(loader, stage, batch_size, shuffle=(mode == "train"))
+        loader.batch_plan.stage = stage
+        samples = 0
         with torch.set_grad_enabled(mode == "train"):
-            for batch in itertools.islice(batches, max_batches):
+            for batch in self._batches(loader, stage, batch_size, shuffle=(mode == "train")):
                 self.step(batch, stage, mode)
+                samples += int(batch["context"].shape[0])
         self.model.kg_cache_clear()
+        self.epoch_samples = samples
         return self.evaluator.report(epoch=epoch, mode=mode)
 
     @staticmethod
@@ -193,14 +189,15 @@ class C2CRSSystem(BaseSystem):
         self.init_optim(stage_opt, [p for p in self.model.parameters() if p.requires_grad])
         best_score, best_state, stale = None, None, 0
         impatience = stage_opt.get("impatience", 3)
-        started, samples = time.time(), 0
+        started, samples, train_seconds = time.time(), 0, 0.0
         for epoch in range(epochs):
             logger.info(f"[{stage} epoch {epoch}] train")
             epoch_start = time.time()
-            max_batches = stage_opt.get("max_batches")
-            self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch, max_batches)
-            samples += min(self._stage_size(stage), max_batches * batch_size if max_batches else float("inf"))
-            logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s; valid")
+            self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch)
+            samples += self.epoch_samples
+            train_seconds += time.time() - epoch_start
+            logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s, "
+                        f"{self.epoch_samples / max(time.time() - epoch_start, 1e-9):.1f} samples/s; valid")
             valid = self._run_epoch(self.valid_dataloader, stage, "val", batch_size, epoch)
             score = self._validation_score(stage, valid)
             if stage == "conv" and getattr(self, "scheduler", None) is not None:
@@ -220,17 +217,13 @@ class C2CRSSystem(BaseSystem):
             self.model.load_state_dict(best_state)
         seconds = time.time() - started
         self.stage_stats[stage] = {"epochs": epochs, "seconds": seconds,
-                                   "train_samples_per_s": samples / seconds if seconds > 0 else 0.0}
+                                   "train_samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0}
+        logger.info(f"[{stage}: {samples} training samples in {train_seconds:.1f}s "
+                    f"({self.stage_stats[stage]['train_samples_per_s']:.1f} samples/s), {seconds:.1f}s in all]")
         self.save_stage(stage)
         if stage in ("rec", "conv"):
             logger.info(f"[{stage}] test")
             self._run_epoch(self.test_dataloader, stage, "test", batch_size, -1)
-
-    def _stage_size(self, stage: str) -> int:
-        loader = self.train_dataloader
-        if stage == "rec":
-            return len(loader.rec_process_fn())
-        return len(loader.recommender_turns())
 
     def fit(self) -> None:
         first = STAGES.index(self.start_stage)

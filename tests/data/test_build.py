@@ -93,11 +93,13 @@ def test_refuses_existing_build_without_force(tiny_raw_dir, tmp_path):
         build_redial(tiny_raw_dir, tmp_path)
 
 
-def test_force_replaces_own_build_and_moves_foreign_folder_aside(tiny_raw_dir, tmp_path):
+def test_force_moves_own_build_and_foreign_folder_aside(tiny_raw_dir, tmp_path):
     build_redial(tiny_raw_dir, tmp_path)
+    (dataset_dir(tmp_path) / "user_notes.txt").write_text("added to our build")
     build_redial(tiny_raw_dir, tmp_path, force=True)
-    siblings = sorted(p.name for p in dataset_dir(tmp_path).parent.iterdir())
-    assert siblings == ["nltk"]  # our old build is replaced, nothing else left behind
+    olds = [p for p in dataset_dir(tmp_path).parent.iterdir() if p.name.startswith("nltk.old-")]
+    assert len(olds) == 1 and (olds[0] / "user_notes.txt").read_text() == "added to our build"
+    assert (dataset_dir(tmp_path) / ".built").is_file() and not (dataset_dir(tmp_path) / "user_notes.txt").exists()
     foreign = kgsf_dir(tmp_path)
     (foreign / MANIFEST).unlink()
     (foreign / "user_notes.txt").write_text("mine")

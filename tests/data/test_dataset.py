@@ -98,8 +98,14 @@ def test_side_data(review_dataset):
     _root, dataset = review_dataset
     freq = dataset.side_data["token_freq"]
     assert len(freq) == len(dataset.tok2ind)
-    assert freq[END] == len(dataset.train_data)
-    assert sum(freq) == sum(len(s["response"]) + 1 for s in dataset.train_data)
+    # words of the responses the conv stage learns (Recommender turns); special tokens are not words (weight 1)
+    special = set(dataset.special_token_idx.values())
+    assert all(freq[idx] == 0 for idx in special) and freq[END] == 0
+    recommender = [s for s in dataset.train_data if s["role"] == "Recommender"]
+    assert 0 < len(recommender) < len(dataset.train_data)
+    assert sum(freq) == sum(sum(t not in special for t in s["response"]) for s in recommender)
+    mask = dataset.side_data["copy_mask"]
+    assert mask.dtype == bool and mask.shape == (len(dataset.tok2ind),) and 0 < mask.sum() < len(mask)
     assert dataset.side_data["review_corpus_version"] == 1
 
 

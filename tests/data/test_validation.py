@@ -1,4 +1,5 @@
-"""Every input fault stops the build with a DataBuildError naming the file and record, leaving no output."""
+"""Every input fault stops the build with a one-line DataBuildError naming the file and record (or line), leaving no
+output."""
 import json
 import pickle
 import shutil
@@ -30,6 +31,21 @@ def _replace_line(path: Path, lineno: int, text: str) -> None:
     lines = path.read_text().splitlines()
     lines[lineno - 1] = text
     path.write_text("\n".join(lines) + "\n")
+
+
+def _insert_bad_byte(path: Path, lineno: int) -> None:
+    lines = path.read_bytes().split(b"\n")
+    lines[lineno - 1] = lines[lineno - 1][:-3] + b"\xff" + lines[lineno - 1][-3:]
+    path.write_bytes(b"\n".join(lines))
+
+
+def _drop_csv_line(path: Path, lineno: int) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:lineno - 1] + lines[lineno:]) + "\n")
+
+
+def _wrap_json_in_list(path: Path) -> None:
+    path.write_text(json.dumps([json.loads(path.read_text())]))
 
 
 class Evil:
@@ -91,6 +107,39 @@ CORRUPTIONS = {
                       r"aclimdb_redial_reviews\.jsonl, line 2: a review needs"),
     "pickle with a class": (lambda r: (r / "reviews" / "revcore_movie2tokenreview_helpful.pkl").write_bytes(
         pickle.dumps({"1": Evil()})), r"refusing to unpickle .*Evil"),
+    "non-UTF-8 byte in a JSONL file": (lambda r: _insert_bad_byte(r / "raw" / "valid_data.jsonl", 3),
+                                       r"valid_data\.jsonl, line 3: not UTF-8 text \(byte 0xff\)"),
+    "non-UTF-8 byte in a JSON file": (lambda r: _insert_bad_byte(r / "crslab_nltk" / "entity2id.json", 1),
+                                      r"entity2id\.json, line 1: not UTF-8 text"),
+    "non-UTF-8 byte in the stopwords": (lambda r: _insert_bad_byte(r / "kgsf" / "stopwords.txt", 4),
+                                        r"stopwords\.txt, line 4: not UTF-8 text"),
+    "non-UTF-8 byte in ConceptNet": (
+        lambda r: _insert_bad_byte(r / "conceptnet" / "shupeili_conceptnet_one_hop_edges.txt", 2),
+        r"shupeili_conceptnet_one_hop_edges\.txt, line 2: not UTF-8 text"),
+    "non-UTF-8 byte in the movie list": (lambda r: _insert_bad_byte(r / "raw" / "movies_with_mentions.csv", 5),
+                                         r"movies_with_mentions\.csv, line 5: not UTF-8 text"),
+    "JSON object where an array is expected": (lambda r: _wrap_json_in_list(r / "crslab_nltk" / "entity2id.json"),
+                                               r"entity2id\.json: expected a JSON object, got list"),
+    "JSON array where an object is expected": (
+        lambda r: _wrap_json_in_list(r / "derived" / "redial_context_movie_id2crslab_entityId.json"),
+        r"redial_context_movie_id2crslab_entityId\.json: expected a JSON object, got list"),
+    "empty .npy file": (lambda r: (r / "kgsf" / "mask4key.npy").write_bytes(b""),
+                        r"mask4key\.npy: the file is empty"),
+    "empty .npy array": (lambda r: np.save(r / "kgsf" / "mask4key.npy", np.zeros(0)),
+                         r"mask4key\.npy: expected a non-empty 1-D mask"),
+    "empty movie list": (lambda r: (r / "raw" / "movies_with_mentions.csv").write_text(""),
+                         r"movies_with_mentions\.csv: the file is empty"),
+    "partial movie list": (lambda r: _drop_csv_line(r / "raw" / "movies_with_mentions.csv", 9),
+                           r"movies_with_mentions\.csv: 1 movies of the movie -> entity map have no row "
+                           r"\(first: 100007\)"),
+    "movie list without its header": (lambda r: _drop_csv_line(r / "raw" / "movies_with_mentions.csv", 1),
+                                      r"movies_with_mentions\.csv, line 1: the header must name the columns"),
+    "relation id as text": (lambda r: _edit_json(r / "crslab_nltk" / "dbpedia_subkg.json",
+                                                 lambda d: d["1"].append(["69", 2])),
+                            r"dbpedia_subkg\.json, head 1, edge \['69', 2\]: relation '69' must be a non-negative"),
+    "negative relation id": (lambda r: _edit_json(r / "crslab_nltk" / "dbpedia_subkg.json",
+                                                  lambda d: d["1"].append([-1, 2])),
+                             r"relation -1 must be a non-negative integer"),
 }
 
 
@@ -100,8 +149,9 @@ def test_corrupted_input_stops_the_build(name, tiny_raw_dir, tmp_path):
     shutil.copytree(tiny_raw_dir, raw)
     corrupt, message = CORRUPTIONS[name]
     corrupt(raw)
-    with pytest.raises(DataBuildError, match=message):
+    with pytest.raises(DataBuildError, match=message) as err:
         build_redial(raw, tmp_path / "root")
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400  # one line, not a dump of the input
     assert not dataset_dir(tmp_path / "root").exists()
     assert not kgsf_dir(tmp_path / "root").exists()
 

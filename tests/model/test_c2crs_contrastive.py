@@ -65,15 +65,10 @@ def _brute_force_pair(x, y, key_x, key_y, temperature):
 
 def test_fine_loss_matches_brute_force_on_the_tiny_batch_keys():
     batch = tiny.batch()
-    n = tiny.N_ENTITY
-    word_keys = batch["mention_row"] * n + batch["mention_entity"]
-    sentence_keys = batch["review_row"] * n + batch["review_entity"]
-    entity_keys, entity_ids = entity_units(
-        batch["mention_row"], batch["mention_entity"], batch["review_row"], batch["review_entity"], n
-    )
-    # same entity 3 in rows 0 and 1 are two units; entity 8 is mentioned twice in row 3 but is one unit
-    assert entity_keys.tolist() == [3, 5, 13, 17, 32, 38]
-    assert torch.equal(entity_ids, entity_keys % n)
+    word_keys, sentence_keys = batch["mention_entity"], batch["review_entity"]
+    entity_keys = entity_units(word_keys, sentence_keys)
+    # entity 3 of rows 0 and 1 is one KG unit (one node vector), as is entity 8 mentioned twice in row 3
+    assert entity_keys.tolist() == [2, 3, 5, 7, 8]
 
     torch.manual_seed(0)
     word = FineUnits(torch.randn(len(word_keys), 6), word_keys)
@@ -88,25 +83,41 @@ def test_fine_loss_matches_brute_force_on_the_tiny_batch_keys():
 
 
 def test_fine_negatives_come_from_other_samples_too():
-    """The reference zeroed cross-sample logits; here a unit of another sample is a real negative."""
+    """The reference zeroed cross-sample logits; here a unit of another sample's entity is a real negative."""
     word = torch.tensor([[1.0, 0.0]])
     entity_same = torch.tensor([[1.0, 0.2]])
-    keys_word, keys_entity = torch.tensor([3]), torch.tensor([3, 10 + 4])  # (row 0, entity 3) and (row 1, entity 4)
+    keys_word, keys_entity = torch.tensor([3]), torch.tensor([3, 4])  # entity 4 comes from another sample
 
     def loss_with_other_sample_unit(vector):
         return keyed_info_nce(word, torch.cat([entity_same, vector]), keys_word, keys_entity, 0.5).item()
 
     close, far = torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]])
     assert loss_with_other_sample_unit(close) > loss_with_other_sample_unit(far)
-    # the same entity (3) in another sample (key 13) is a negative, not a positive
-    entities, keys = torch.cat([entity_same, word]), torch.tensor([3, 13])
-    expected = _brute_force_pair(word, entities, keys_word, keys, 0.5)
-    assert keyed_info_nce(word, entities, keys_word, keys, 0.5).item() == pytest.approx(expected, rel=1e-6)
-    # anchor `word`: its own copy in sample 1 (cosine 1) competes with the positive;
-    # anchor `entity_same`: the positive and the sample-1 unit are the same vector, so log 2
-    cosine = float(F.cosine_similarity(word, entity_same))
-    word_anchor = -math.log(math.exp(cosine / 0.5) / (math.exp(cosine / 0.5) + math.exp(1 / 0.5)))
-    assert expected == pytest.approx((word_anchor + math.log(2)) / 2, rel=1e-6)
+
+
+def test_the_same_entity_in_two_samples_is_never_a_negative():
+    """Before the fix units were keyed per sample, so row 1's copy of entity 3 (an identical node vector and
+    review sentence) was a negative of row 0's positive and the loss could not fall below log 2."""
+    model = tiny.model().eval()
+    batch = tiny.batch()
+    # rows 0 and 1 both mention entity 3 and carry the same review sentence about it
+    batch["review"][3] = batch["review"][0]
+    enc = model._encode(batch, True, True, True)
+    word, entity, sentence = model._fine_units(batch, enc)
+    assert entity.keys.tolist() == [2, 3, 5, 7, 8]
+    assert sorted(sentence.keys.tolist()) == [2, 3, 5, 7, 8]
+    # a perfect alignment (every unit of an entity the same direction) reaches the multi-positive floor,
+    # mean log(#positives); a duplicate counted as a negative would add about log 2 to its anchors
+    directions = torch.eye(tiny.N_ENTITY)
+    heads = _identity_heads("history", "kg", "review")
+    aligned = {view: FineUnits(directions[units.keys], units.keys)
+               for view, units in (("history", word), ("kg", entity), ("review", sentence))}
+    _, terms = fine_loss(*aligned.values(), heads, 0.05)
+    for a, b in combinations(aligned, 2):
+        floors = [math.log(int((other.keys == key).sum()))
+                  for mine, other in ((aligned[a], aligned[b]), (aligned[b], aligned[a]))
+                  for key in mine.keys if bool((other.keys == key).any())]
+        assert terms[f"{a}-{b}"].item() == pytest.approx(sum(floors) / len(floors), abs=1e-4)
 
 
 def test_fine_loss_with_empty_views_contributes_nothing():

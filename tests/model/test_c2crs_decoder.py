@@ -17,6 +17,9 @@ def test_token_weights_follow_eq_12():
     # f < beta -> 1; f >= beta -> max(gamma, beta / f); ids missing from the list count 0
     torch.testing.assert_close(alpha, torch.tensor([1.0, 1.0, 1.0, 0.5, 0.1, 1.0]))
     assert torch.equal(token_weights(None, 3, 5, 0.1), torch.ones(3))
+    # special tokens are not words: weight 1 however often they were counted
+    assert token_weights([100, 4, 100, 10, 100], vocab_size=5, beta=5, gamma=0.1, special_ids=(0, 2)).tolist() == \
+        pytest.approx([1.0, 1.0, 1.0, 0.5, 0.1])
     with pytest.raises(ValueError, match="token_freq"):
         token_weights([1, 2, 3], vocab_size=2, beta=5, gamma=0.1)
 
@@ -66,11 +69,15 @@ def test_copy_term_is_confined_to_the_mask_and_driven_by_the_user_views():
 def test_forced_decoding_predicts_response_without_start():
     model = tiny.model().eval()
     batch = tiny.batch()
-    loss, preds = model.converse(batch, "valid")
+    loss, preds = model.converse(batch, "train")
     assert preds.shape == (4, batch["response"].shape[1] - 1)
     memory = _memory(model, batch)
     logits = model.decoder.forced(batch["response"], memory)
-    torch.testing.assert_close(loss, weighted_nll(logits, batch["response"][:, 1:], model.token_alpha, 0))
+    targets = batch["response"][:, 1:]
+    torch.testing.assert_close(loss, weighted_nll(logits, targets, model.token_alpha, 0))
+    # validation measures the plain likelihood: the instance weights are a training device
+    valid_loss, _ = model.converse(batch, "valid")
+    torch.testing.assert_close(valid_loss, weighted_nll(logits, targets, torch.ones_like(model.token_alpha), 0))
 
 
 def test_incremental_states_equal_full_recomputation():
@@ -128,3 +135,18 @@ def test_rows_that_finished_are_padded_and_decoding_runs_to_max_len_otherwise():
         [7, 7, 7, 7, 7],
         [7, 7, 7, 7, 7],
     ]
+
+
+def test_fused_training_logits_equal_the_separate_products():
+    """Training computes gen + masked copy logits as one product; decoding as two: the same numbers."""
+    mask = torch.zeros(tiny.VOCAB_SIZE, dtype=torch.bool)
+    mask[10:30] = True
+    model = tiny.model(copy_mask=mask).eval()
+    batch = tiny.batch()
+    memory = _memory(model, batch)
+    hidden = model.decoder(batch["response"][:, :-1], memory)
+    fused = model.decoder.output_logits(hidden, memory)
+    with torch.no_grad():
+        separate = model.decoder.output_logits(hidden, memory)
+    torch.testing.assert_close(fused, separate)
+    assert fused.requires_grad

@@ -55,3 +55,15 @@ def test_repeated_eval_calls_keep_the_cached_kg():
     with torch.no_grad():
         model.recommend(tiny_c2crs.batch(), "test")
     assert len(encodes) == 2
+
+
+def test_frozen_encoders_run_without_dropout_in_training():
+    """A frozen encoder is a fixed feature extractor: before the fix its dropout stayed on, so its features
+    changed from step to step although none of its weights did."""
+    model = tiny_c2crs.model(dropout=0.5).train()
+    model.freeze(["history"])
+    model.train()
+    assert not model.history_encoder.training and model.decoder.training
+    batch = tiny_c2crs.batch()
+    first, second = (model.history_encoder(batch["context"]).states for _ in range(2))
+    torch.testing.assert_close(first, second)

@@ -53,7 +53,7 @@ def side_data(copy_mask: Optional[Tensor] = None) -> Dict[str, Any]:
     data: Dict[str, Any] = {
         "entity_kg": {"edge": list(EDGES), "n_relation": 2},
         "item_entity_ids": list(ITEMS),
-        # END is frequent (weight 5/40), every 12-token cycle holds frequent and rare words
+        # END is counted often but, not being a word, weighs 1; every 12-token cycle holds frequent and rare words
         "token_freq": [0, 0, 40, 0] + [i % 12 for i in range(4, VOCAB_SIZE)],
     }
     if copy_mask is not None:

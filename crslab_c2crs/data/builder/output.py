@@ -1,8 +1,10 @@
 """Write a build into a temporary folder beside its target, then swap it in with one rename.
 
-A target therefore never holds a half-written build with a ``.built`` marker. Folders this builder did
-not create are never deleted: an existing target is refused unless ``force``; with ``force`` a folder
-holding our manifest is replaced, any other folder is moved aside to ``<name>.bak-<timestamp>``.
+A target therefore never holds a half-written build with a ``.built`` marker. Nothing already there is ever
+deleted: an existing target is refused unless ``force``; with ``force`` it is moved aside, to
+``<name>.old-<timestamp>`` if this builder made it (our manifest), else to ``<name>.bak-<timestamp>`` (a user may
+have added files to either). The temporary folder ``.<name>.tmp-<pid>-<timestamp>`` of a build that was killed
+is removed by the next build, once its process is gone.
 """
 from __future__ import annotations
 
@@ -39,7 +41,53 @@ def check_target(target: Path, force: bool) -> None:
     if target.is_dir() and any(target.iterdir()) and not force:
         state = "a built dataset" if (target / ".built").exists() else "files"
         raise DataBuildError(f"target {target} already holds {state}; pass --force to replace it "
-                             f"(a folder not built by this command is moved aside, never deleted)")
+                             f"(the existing folder is moved aside, never deleted)")
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def clear_stale_temporaries(target: Path) -> None:
+    """Remove the temporary folders of ``target`` left by builds that were killed (their process is gone).
+
+    Raises:
+        DataBuildError: a build that is still running writes into the same target.
+    """
+    if not target.parent.is_dir():
+        return
+    prefix = _temporary_prefix(target)
+    for folder in sorted(target.parent.glob(f"{prefix}*")):
+        pid_text = folder.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or not folder.is_dir():
+            continue
+        pid = int(pid_text)
+        if pid != os.getpid() and _alive(pid):
+            raise DataBuildError(f"another build (process {pid}) is writing {target} in {folder}; wait for it to "
+                                 f"finish, or remove {folder} if no build is running")
+        shutil.rmtree(folder)
+        logger.warning(f"removed {folder}, left by a build that was stopped (process {pid})")
+
+
+def _aside(target: Path, suffix: str) -> Path:
+    """A free name ``<target>.<suffix>-<timestamp>[-n]`` beside ``target``."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = target.parent / f"{target.name}.{suffix}-{stamp}"
+    counter = 1
+    while aside.exists():
+        aside = target.parent / f"{target.name}.{suffix}-{stamp}-{counter}"
+        counter += 1
+    return aside
 
 
 def write_built_marker(folder: Path, version: str) -> None:
@@ -61,7 +109,7 @@ class StagedFolder:
         self.force = force
         target.parent.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.path = target.parent / f".{target.name}.tmp-{os.getpid()}-{stamp}"
+        self.path = target.parent / f"{_temporary_prefix(target)}{os.getpid()}-{stamp}"
         self.path.mkdir()
         self.files: List[str] = []
 
@@ -86,23 +134,17 @@ class StagedFolder:
         (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         write_built_marker(self.path, version)
         check_target(self.target, self.force)
-        replaced: Optional[Path] = None
         if self.target.is_dir():
             if not any(self.target.iterdir()):
                 self.target.rmdir()
             else:
                 ours = is_ours(self.target)
-                suffix = "old" if ours else "bak"
-                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-                aside = self.target.parent / f"{self.target.name}.{suffix}-{stamp}"
+                aside = _aside(self.target, "old" if ours else "bak")
                 self.target.rename(aside)
-                if ours:
-                    replaced = aside
-                else:
-                    logger.warning(f"moved the existing {self.target} aside to {aside} (not built by this command)")
+                logger.warning(f"moved the existing {self.target} aside to {aside} "
+                               f"({'an earlier build' if ours else 'not built by this command'}; delete it "
+                               f"yourself once you no longer need it)")
         self.path.rename(self.target)
-        if replaced is not None:
-            shutil.rmtree(replaced)
         logger.info(f"wrote {self.target}")
 
     def discard(self) -> None:

@@ -1,4 +1,6 @@
-"""The raw ReDial layout the builder reads, and loaders that report the file and record of any fault.
+"""The raw ReDial layout the builder reads, and the one reader of every input: each loader turns a missing or
+empty file, a non-UTF-8 byte, malformed JSON or a value of the wrong type into a :class:`DataBuildError` that names
+the file and the line or record.
 
 The layout is the one of ``shared/data/redial`` (see its ``PROVENANCE.md``): raw ReDial JSONL dialogs, the
 CRSLab/C2-CRS vocabularies and DBpedia sub-KG, KGSF's ConceptNet vocabulary and copy masks, a ConceptNet edge
@@ -6,11 +8,13 @@ list, IMDB reviews and IMDB metadata.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Tuple
 
 import numpy as np
 
@@ -114,39 +118,111 @@ class RawLayout:
                 raise DataBuildError(f"missing input file: {path}")
 
 
-def _read_text(path: Path) -> str:
+def _open(path: Path) -> BinaryIO:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.open("rb")
     except FileNotFoundError:
         raise DataBuildError(f"missing input file: {path}") from None
+    except OSError as err:
+        raise DataBuildError(f"{path}: cannot be read ({err.strerror or err})") from None
 
 
-def read_json(path: Path) -> Any:
-    """Load one JSON document; a syntax error names the file, line and column."""
-    text = _read_text(path)
+def _empty(path: Path) -> DataBuildError:
+    return DataBuildError(f"{path}: the file is empty; restore it from the raw data")
+
+
+def _read_bytes(path: Path) -> bytes:
+    with _open(path) as handle:
+        data = handle.read()
+    if not data.strip():
+        raise _empty(path)
+    return data
+
+
+def _decode(data: bytes, path: Path, first_line: int = 1) -> str:
+    """``data`` as UTF-8; a bad byte names the file and line (``first_line`` is the line ``data`` starts on)."""
     try:
-        return json.loads(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = first_line + data.count(b"\n", 0, err.start)
+        raise DataBuildError(f"{path}, line {line}: not UTF-8 text (byte {data[err.start]:#04x}); save the file "
+                             f"as UTF-8") from None
+
+
+def read_text(path: Path) -> str:
+    """The whole text of a non-empty UTF-8 input file; every fault is a :class:`DataBuildError` naming it."""
+    return _decode(_read_bytes(path), path)
+
+
+def iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """``(line number, text)`` of each line of a non-empty UTF-8 input file, decoded one line at a time."""
+    content = False
+    with _open(path) as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            content = content or bool(raw.strip())
+            yield lineno, _decode(raw, path, lineno)
+    if not content:
+        raise _empty(path)
+
+
+def read_json(path: Path, expected: type = object) -> Any:
+    """Load one JSON document of type ``expected`` (``dict`` or ``list``); a syntax error names the file, line
+    and column."""
+    try:
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataBuildError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    return check_type(data, expected, str(path))
+
+
+_TYPE_NAMES = {dict: "a JSON object", list: "a JSON array"}
+
+
+def check_type(value: Any, expected: type, where: str) -> Any:
+    """Return ``value`` if it is an ``expected`` (``dict``, ``list`` or ``object``); else raise naming ``where``."""
+    if not isinstance(value, expected):
+        raise DataBuildError(f"{where}: expected {_TYPE_NAMES[expected]}, got {type(value).__name__}")
+    return value
 
 
 def iter_jsonl(path: Path) -> Iterator[Tuple[int, Dict[str, Any]]]:
     """Yield ``(line number, record)`` for each non-blank line; a bad line names the file and line number."""
-    try:
-        handle = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataBuildError(f"missing input file: {path}") from None
-    with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataBuildError(f"{path}, line {lineno}: malformed JSON line: {err.msg}") from None
-            if not isinstance(record, dict):
-                raise DataBuildError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
-            yield lineno, record
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataBuildError(f"{path}, line {lineno}: malformed JSON line: {err.msg}") from None
+        if not isinstance(record, dict):
+            raise DataBuildError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
+        yield lineno, record
+
+
+MOVIE_LIST_COLUMNS = ("movieId", "movieName", "nbMentions")
+
+
+def check_movie_list(path: Path, movie_ids: Iterable[str]) -> None:
+    """ReDial's ``movies_with_mentions.csv`` must be UTF-8 with the columns :data:`MOVIE_LIST_COLUMNS`, integer
+    ids and mention counts, and a row for every movie of ``movie_ids`` (the movie -> entity map): a partial list
+    would silently drop movies from the titles interactive mode links and shows."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not set(MOVIE_LIST_COLUMNS) <= set(reader.fieldnames or ()):
+        raise DataBuildError(f"{path}, line 1: the header must name the columns {', '.join(MOVIE_LIST_COLUMNS)}, "
+                             f"got {reader.fieldnames}")
+    listed = set()
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if not (row["movieId"] or "").strip().isdigit() or not (row["nbMentions"] or "0").strip().isdigit():
+            raise DataBuildError(f"{where}: movieId and nbMentions must be integers, got {row['movieId']!r} and "
+                                 f"{row['nbMentions']!r}")
+        if not (row["movieName"] or "").strip():
+            raise DataBuildError(f"{where}: movie {row['movieId']} has no movieName")
+        listed.add(row["movieId"].strip())
+    absent = sorted(set(movie_ids) - listed, key=lambda m: (len(m), m))
+    if absent:
+        raise DataBuildError(f"{path}: {len(absent)} movies of the movie -> entity map have no row (first: "
+                             f"{', '.join(absent[:5])}); restore the complete ReDial movie list")
 
 
 # The published cfcrs_id2info.json has one stray "f" after a record's closing brace ("...}f, ").
@@ -159,9 +235,9 @@ def read_movie_meta(path: Path) -> Dict[str, Dict[str, Any]]:
     The published file is invalid JSON because of one stray character; it is removed in memory (the file
     is never edited) only when the parser stops exactly there.
     """
-    text = _read_text(path)
+    text = read_text(path)
     try:
-        return json.loads(text)
+        return check_type(json.loads(text), dict, str(path))
     except json.JSONDecodeError as err:
         stray = err.pos
         if text[stray - 1:stray + 3] != _STRAY_CHAR:
@@ -169,7 +245,7 @@ def read_movie_meta(path: Path) -> Dict[str, Dict[str, Any]]:
                 f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
     repaired = text[:stray] + text[stray + 1:]
     try:
-        return json.loads(repaired)
+        return check_type(json.loads(repaired), dict, str(path))
     except json.JSONDecodeError as err:
         raise DataBuildError(f"{path}: malformed JSON at char {err.pos} (after removing the known stray "
                              f"character at char {stray}): {err.msg}") from None
@@ -184,23 +260,22 @@ class _BuiltinsOnlyUnpickler(pickle.Unpickler):
 
 def read_builtin_pickle(path: Path) -> Any:
     """Load a pickle that contains only builtin containers and scalars (no class is ever imported)."""
+    data = _read_bytes(path)
     try:
-        with path.open("rb") as handle:
-            return _BuiltinsOnlyUnpickler(handle).load()
-    except FileNotFoundError:
-        raise DataBuildError(f"missing input file: {path}") from None
-    except (pickle.UnpicklingError, EOFError) as err:
-        raise DataBuildError(f"{path}: not a readable pickle: {err}") from None
+        return _BuiltinsOnlyUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as err:
+        raise DataBuildError(f"{path}: not a readable pickle: {err or type(err).__name__}") from None
 
 
 def read_mask(path: Path) -> np.ndarray:
     """Load a 1-D ``.npy`` copy mask."""
+    data = _read_bytes(path)
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataBuildError(f"missing input file: {path}") from None
-    except ValueError as err:
-        raise DataBuildError(f"{path}: not a plain .npy array: {err}") from None
-    if array.ndim != 1:
-        raise DataBuildError(f"{path}: expected a 1-D mask, got shape {array.shape}")
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise DataBuildError(f"{path}: not a plain .npy array: {err or type(err).__name__}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise DataBuildError(f"{path}: expected a non-empty 1-D mask, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise DataBuildError(f"{path}: expected a numeric mask, got dtype {array.dtype}")
     return array

@@ -54,14 +54,22 @@ def check_movie2entity(movie2entity: Dict[str, int], movie_ids: List[int], n_ent
 
 
 def check_subkg(subkg: Dict[str, list], n_entity: int, path: Path) -> None:
-    """Heads and tails of ``{head: [[relation, tail], ...]}`` must be in range (CRSLab indexes id2entity)."""
+    """Heads and tails of ``{head: [[relation, tail], ...]}`` must be in range (CRSLab indexes id2entity) and
+    relations non-negative integers (CRSLab renumbers them through a dict, so ``"69"`` and ``69`` would become
+    two relations, and the R-GCN indexes its weights with them)."""
     for head, edges in subkg.items():
         if not head.isdigit():
             raise DataBuildError(f"{path}, head {head!r}: head must be a decimal entity id")
         check_entity_id(int(head), n_entity, path, f"head {head}")
+        if not isinstance(edges, list):
+            raise DataBuildError(f"{path}, head {head}: edges must be a list of [relation, tail], got {edges!r}")
         for edge in edges:
             if not (isinstance(edge, list) and len(edge) == 2):
                 raise DataBuildError(f"{path}, head {head}: edge {edge!r} must be [relation, tail]")
+            relation = edge[0]
+            if isinstance(relation, bool) or not isinstance(relation, int) or relation < 0:
+                raise DataBuildError(f"{path}, head {head}, edge {edge}: relation {relation!r} must be a "
+                                     f"non-negative integer")
             check_entity_id(edge[1], n_entity, path, f"head {head}, edge {edge}")
 
 

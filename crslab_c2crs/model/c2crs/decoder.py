@@ -15,7 +15,8 @@ LayerCache = Dict[str, AttentionCache]
 MEMORIES = ("history", "kg", "review")
 
 
-def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: float, gamma: float) -> Tensor:
+def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: float, gamma: float,
+                  special_ids: Sequence[int] = ()) -> Tensor:
     """Instance weights α of Eq. 12: ``max(γ, β / f_w)`` if ``f_w >= β`` else 1.
 
     Args:
@@ -23,6 +24,8 @@ def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: fl
             remaining ids), or None for uniform weights.
         vocab_size: number of token ids.
         beta, gamma: β and γ.
+        special_ids: ids that are not words (START, END, PAD, UNK): weight 1 whatever their count, since f_w
+            is a word frequency (an END counted once per response got α = 0.04 and the decoder rarely stopped).
 
     Returns:
         ``(vocab_size,)`` float weights.
@@ -36,6 +39,7 @@ def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: fl
     frequent = freq >= beta
     alpha = torch.ones(vocab_size, dtype=torch.float64)
     alpha[frequent] = torch.clamp(beta / freq[frequent], min=gamma)
+    alpha[list(special_ids)] = 1.0
     return alpha.float()
 
 
@@ -238,12 +242,21 @@ class C2CRSDecoder(nn.Module):
         return x
 
     def output_logits(self, hidden: Tensor, memory: DecoderMemory) -> Tensor:
-        """Generation + copy logits ``(batch, seq_len, vocab_size)`` from decoder states ``(batch, seq_len, dim)``."""
+        """Generation + copy logits ``(batch, seq_len, vocab_size)`` from decoder states ``(batch, seq_len, dim)``.
+
+        In training ``h Embᵀ + (W_o c + b_o) ⊙ mask`` is computed as one product
+        ``[h; c] [Emb; W_o ⊙ mask]ᵀ + b_o ⊙ mask``: equal up to float rounding, and one vocabulary-sized tensor
+        instead of four alive at once (the largest activations of the conversation stage). Without autograd
+        (decoding one token at a time) the two products are cheaper than concatenating the weights each step.
+        """
         user = memory.copy_user.unsqueeze(1).expand(-1, hidden.shape[1], -1)
         copy_latent = self.copy_fusion(torch.cat([hidden, user], dim=-1))
-        copy_logits = self.copy_output(copy_latent) * self.copy_mask.to(hidden.dtype)
-        gen_logits = F.linear(hidden, self.token_embedding.weight)
-        return gen_logits + copy_logits
+        mask = self.copy_mask.to(hidden.dtype)
+        if not torch.is_grad_enabled():
+            copy_logits = self.copy_output(copy_latent).mul_(mask)
+            return copy_logits.add_(F.linear(hidden, self.token_embedding.weight))
+        weight = torch.cat([self.token_embedding.weight, self.copy_output.weight * mask.unsqueeze(1)], dim=1)
+        return F.linear(torch.cat([hidden, copy_latent], dim=-1), weight, self.copy_output.bias * mask)
 
     def forced(self, response: Tensor, memory: DecoderMemory) -> Tensor:
         """Teacher forcing: logits ``(batch, len - 1, vocab_size)`` for targets ``response[:, 1:]``.

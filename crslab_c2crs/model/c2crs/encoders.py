@@ -135,7 +135,8 @@ class KGEncoder(nn.Module):
     def __init__(self, config: C2CRSConfig, edge_index: Tensor, edge_type: Tensor) -> None:
         super().__init__()
         self.pad_entity_idx = config.pad_entity_idx
-        self.rgcn = build_rgcn(config.n_entity, config.kg_dim, config.n_relation, config.num_bases, config.fast_rgcn)
+        self.rgcn = build_rgcn(config.n_entity, config.kg_dim, config.n_relation, config.num_bases, config.fast_rgcn,
+                               aggr={"mean": "mean", "sum": "add"}[config.kg_aggregation])
         self.activation = {
             "relu": nn.ReLU(),
             "tanh": nn.Tanh(),
@@ -164,6 +165,7 @@ class ReviewEncoding(NamedTuple):
 
     Attributes:
         sentences: sentence representations E ``(n_reviews, token_dim)``.
+        sentence_id: ``(n_reviews,)`` index of the row's distinct token sequence (equal ids: equal sentences).
         sentence_valid: ``(n_reviews,)`` False for a review row that holds only padding.
         packed: E regrouped per sample ``(batch, n_max, token_dim)``.
         packed_pad_mask: ``(batch, n_max)`` True at empty slots.
@@ -172,6 +174,7 @@ class ReviewEncoding(NamedTuple):
     """
 
     sentences: Tensor
+    sentence_id: Tensor
     sentence_valid: Tensor
     packed: Tensor
     packed_pad_mask: Tensor
@@ -202,7 +205,7 @@ class ReviewEncoder(nn.Module):
         packed, packed_pad_mask = pack_by_row(sentences[sentence_valid], review_row[sentence_valid], batch_size)
         pooled = self.sentence_pooling(packed, packed_pad_mask)
         return ReviewEncoding(
-            sentences, sentence_valid, packed, packed_pad_mask, pooled, (~packed_pad_mask).any(dim=1)
+            sentences, inverse, sentence_valid, packed, packed_pad_mask, pooled, (~packed_pad_mask).any(dim=1)
         )
 
 

@@ -21,7 +21,14 @@ from crslab.model.base import BaseModel
 from torch import Tensor, nn
 
 from crslab_c2crs.model.c2crs.config import C2CRSConfig
-from crslab_c2crs.model.c2crs.contrastive import ContrastiveHeads, FineUnits, coarse_loss, entity_units, fine_loss
+from crslab_c2crs.model.c2crs.contrastive import (
+    ContrastiveHeads,
+    FineUnits,
+    coarse_loss,
+    entity_units,
+    fine_loss,
+    first_occurrences,
+)
 from crslab_c2crs.model.c2crs.decoder import C2CRSDecoder, DecoderMemory, token_weights, weighted_nll
 from crslab_c2crs.model.c2crs.encoders import (
     HistoryEncoder,
@@ -106,8 +113,9 @@ class C2CRSModel(BaseModel):
         self.heads = ContrastiveHeads(config)
         self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity)
         self.decoder = C2CRSDecoder(config, self.token_embedding, side_data.get("copy_mask"))
+        special = (config.pad_token_idx, config.start_token_idx, config.end_token_idx)
         alpha = token_weights(
-            side_data.get("token_freq"), config.vocab_size, config.token_freq_beta, config.token_freq_gamma
+            side_data.get("token_freq"), config.vocab_size, config.token_freq_beta, config.token_freq_gamma, special
         )
         self.register_buffer("token_alpha", alpha, persistent=False)
         self._kg_cache: Optional[Tuple[tuple, Tensor]] = None
@@ -116,9 +124,10 @@ class C2CRSModel(BaseModel):
     def freeze(self, parts: Iterable[str]) -> None:
         """Use the ``kg`` and/or ``history`` encoders as fixed feature extractors from now on.
 
-        Their parameters stop requiring gradients and they run without autograd, so no backward pass goes
-        through them; the frozen R-GCN output is computed once and cached. The token embedding is shared with
-        the decoder and the review encoder, so it keeps training.
+        Their parameters stop requiring gradients, they run without autograd (no backward pass goes through
+        them) and in eval mode (no dropout: a fixed feature extractor gives fixed features); the frozen R-GCN
+        output is computed once and cached. The token embedding is shared with the decoder and the review
+        encoder, so it keeps training.
         """
         parts = frozenset(parts)
         unknown = parts - set(FREEZABLE)
@@ -133,6 +142,7 @@ class C2CRSModel(BaseModel):
                         param.requires_grad_(False)
         self.frozen = parts
         self.kg_cache_clear()
+        self.train(self.training)
 
     # ------------------------------------------------------------------ KG node matrix
 
@@ -162,9 +172,15 @@ class C2CRSModel(BaseModel):
     def train(self, mode: bool = True) -> "C2CRSModel":
         # Entering training frees the cached node matrix (training never reads it); staying in eval keeps it,
         # so repeated eval() calls (interactive mode) do not recompute the full-graph R-GCN.
-        if mode and not self.training and "kg" not in getattr(self, "frozen", ()):
+        frozen = getattr(self, "frozen", frozenset())
+        if mode and not self.training and "kg" not in frozen:
             self.kg_cache_clear()
-        return super().train(mode)
+        super().train(mode)
+        for part in frozen:
+            module = {"kg": self.kg_encoder, "history": self.history_encoder}[part]
+            if module is not None:
+                module.eval()
+        return self
 
     # ------------------------------------------------------------------ shared encoding
 
@@ -183,29 +199,32 @@ class C2CRSModel(BaseModel):
     def _fine_units(
         self, batch: Batch, enc: Encodings
     ) -> Tuple[Optional[FineUnits], Optional[FineUnits], Optional[FineUnits]]:
-        """Word (mention), entity (node) and sentence (review) units keyed by ``row * n_entity + entity``.
+        """Word (mention), entity (node) and sentence (review) units, keyed by the entity they are about.
 
-        A view is None when disabled; the KG units are the (sample, entity) pairs seen by the enabled word and
-        sentence views, so every KG unit can have a partner.
+        A view is None when disabled. Every mention is a unit (its state depends on the context); nodes and
+        review sentences do not depend on the sample, so each distinct node and each distinct (entity,
+        sentence) is one unit. The KG units are the entities seen by the enabled word and sentence views, so
+        every KG unit can have a partner.
         """
-        n_entity = self.config.n_entity
         empty = batch["mention_row"].new_zeros(0)
         word = sentence = entity = None
-        mention_row, mention_entity = empty, empty
-        review_row, review_entity = empty, empty
+        mention_entity = review_entity = empty
         if enc.history is not None:
-            mention_row, mention_entity = batch["mention_row"], batch["mention_entity"]
+            mention_entity = batch["mention_entity"]
             reps = mention_representations(
-                enc.history.states, mention_row, batch["mention_start"], batch["mention_end"]
+                enc.history.states, batch["mention_row"], batch["mention_start"], batch["mention_end"]
             )
-            word = FineUnits(reps, mention_row * n_entity + mention_entity)
+            word = FineUnits(reps, mention_entity)
         if enc.review is not None:
             valid = enc.review.sentence_valid
-            review_row, review_entity = batch["review_row"][valid], batch["review_entity"][valid]
-            sentence = FineUnits(enc.review.sentences[valid], review_row * n_entity + review_entity)
+            sentence_id, review_entity = enc.review.sentence_id[valid], batch["review_entity"][valid]
+            # sentence ids are below the number of review rows, which is therefore a safe radix
+            first = first_occurrences(review_entity * (enc.review.sentence_id.numel() + 1) + sentence_id)
+            review_entity = review_entity[first]
+            sentence = FineUnits(enc.review.sentences[valid][first], review_entity)
         if self.config.use_kg:
-            keys, entities = entity_units(mention_row, mention_entity, review_row, review_entity, n_entity)
-            entity = FineUnits(enc.nodes[entities], keys)
+            entities = entity_units(mention_entity, review_entity)
+            entity = FineUnits(enc.nodes[entities], entities)
         return word, entity, sentence
 
     def _decoder_memory(self, enc: Encodings, batch_size: int) -> DecoderMemory:
@@ -221,9 +240,11 @@ class C2CRSModel(BaseModel):
         enc = self._encode(batch, config.use_history, config.use_kg, config.use_review)
         return self._decoder_memory(enc, batch["context_entities"].shape[0])
 
-    def _generation_loss(self, response: Tensor, memory: DecoderMemory) -> Tuple[Tensor, Tensor]:
+    def _generation_loss(self, response: Tensor, memory: DecoderMemory, weighted: bool = True
+                         ) -> Tuple[Tensor, Tensor]:
         logits = self.decoder.forced(response, memory)
-        return weighted_nll(logits, response[:, 1:], self.token_alpha, self.config.pad_token_idx), logits
+        alpha = self.token_alpha if weighted else torch.ones_like(self.token_alpha)
+        return weighted_nll(logits, response[:, 1:], alpha, self.config.pad_token_idx), logits
 
     # ------------------------------------------------------------------ stages
 
@@ -298,14 +319,16 @@ class C2CRSModel(BaseModel):
             mode: ``train``/``valid``: teacher forcing; ``test``: greedy decoding.
 
         Returns:
-            train/valid: the weighted loss and the argmax predictions ``(batch, response_len - 1)`` aligned with
-            ``response[:, 1:]``; test: None and generated ids ``(batch, ≤ response_truncate)`` without START.
+            train: the instance-weighted loss (Eq. 11-12); valid: the plain per-token negative log-likelihood
+            (what early stopping and perplexity measure: the weights are a training device); both with the
+            argmax predictions ``(batch, response_len - 1)`` aligned with ``response[:, 1:]``. test: None and
+            generated ids ``(batch, ≤ response_truncate)`` without START.
         """
         _check_mode(mode)
         if mode == "test":
             with torch.no_grad():
                 return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate)
-        loss, logits = self._generation_loss(batch["response"], self._conv_memory(batch))
+        loss, logits = self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
         return loss, logits.argmax(dim=-1)
 
     def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:

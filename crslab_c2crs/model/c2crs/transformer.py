@@ -121,7 +121,7 @@ class MultiHeadAttention(nn.Module):
         Returns:
             ``(batch, q_len, dim)``.
         """
-        q = self._split_heads(self.q_proj(query)) / math.sqrt(self.head_dim)
+        q = self._split_heads(self.q_proj(query))
         if cache is not None and static_memory and "k" in cache:
             k, v = cache["k"], cache["v"]
         else:
@@ -133,19 +133,22 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 cache["k"], cache["v"] = k, v
 
-        scores = q @ k.transpose(-1, -2)  # (batch, heads, q_len, k_len)
-        fill = torch.finfo(scores.dtype).min
-        if key_pad_mask is not None:
-            scores = scores.masked_fill(key_pad_mask[:, None, None, :], fill)
-        if causal:
-            q_len, k_len = scores.shape[-2:]
-            future = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).triu(k_len - q_len + 1)
-            scores = scores.masked_fill(future, fill)
-        weights = self.dropout(F.softmax(scores, dim=-1))
-        out = (weights @ v).transpose(1, 2).reshape(query.shape)
-        out = self.out_proj(out)
+        # one boolean mask, True where a query may attend (F.scaled_dot_product_attention's convention)
+        allowed: Optional[Tensor] = None
+        has_key: Optional[Tensor] = None
         if key_pad_mask is not None:
             has_key = (~key_pad_mask).any(dim=1)
+            # a row without keys would softmax over nothing (NaN): let it attend to its padding, zeroed below
+            allowed = (~key_pad_mask | ~has_key[:, None])[:, None, None, :]
+        if causal:
+            q_len, k_len = q.shape[-2], k.shape[-2]
+            past = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device).tril(k_len - q_len)
+            allowed = past if allowed is None else allowed & past
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout.p if self.training else 0.0
+        )
+        out = self.out_proj(out.transpose(1, 2).reshape(query.shape))
+        if has_key is not None:
             out = out * has_key[:, None, None].to(out.dtype)
         return out
 

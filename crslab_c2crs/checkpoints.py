@@ -1,0 +1,66 @@
+"""Model states on disk (stage checkpoints and saved systems): written atomically, read with one-line errors.
+
+A missing file is a :class:`~crslab_c2crs.errors.MissingDataError`, a damaged one (truncated, not a torch file) or
+one that does not fit the configured model (other sizes, other model) a
+:class:`~crslab_c2crs.errors.CheckpointError`; each message names the file and ends with what to do.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+
+from crslab_c2crs import atomic
+from crslab_c2crs.errors import CheckpointError, MissingDataError
+
+# What torch.load raises on a truncated, emptied or foreign file.
+_UNREADABLE = (EOFError, RuntimeError, pickle.UnpicklingError, OSError, ValueError, zipfile.BadZipFile,
+               AttributeError, KeyError, IndexError)
+
+
+def _reason(err: BaseException) -> str:
+    """The first sentence of ``err``: torch's messages run to several lines of advice."""
+    if isinstance(err, EOFError):
+        return "the file ends early"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.split(". ")[0][:160]
+
+
+def save_state(state: Dict[str, Any], path: Union[str, Path]) -> Path:
+    """Write ``state`` to ``path`` atomically, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic.torch_save(state, path)
+
+
+def load_state(path: Union[str, Path], device: Any, remedy: str) -> Dict[str, Any]:
+    """Read the state dict saved at ``path`` onto ``device``; ``remedy`` ends every error message."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path} does not exist: {remedy}")
+    try:
+        state = torch.load(path, map_location=device)
+    except _UNREADABLE as err:
+        raise CheckpointError(f"{path} is damaged or not a checkpoint ({_reason(err)}): {remedy}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a checkpoint of this plugin (it holds a {type(state).__name__}): "
+                              f"{remedy}")
+    return state
+
+
+def load_into(module: torch.nn.Module, state: Dict[str, Any], key: str, path: Union[str, Path],
+              remedy: str) -> None:
+    """Load ``state[key]`` into ``module``; a missing key or any shape or name mismatch is one line."""
+    if key not in state:
+        raise CheckpointError(f"{path} has no {key!r} (it holds {sorted(state)}): {remedy}")
+    try:
+        module.load_state_dict(state[key])
+    except RuntimeError as err:
+        # torch lists every mismatch on its own tab-indented line after a header line
+        details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = details[0].split(". ")[0][:160] if details else _reason(err)
+        more = f" and {len(details) - 1} more" if len(details) > 1 else ""
+        raise CheckpointError(f"{path} does not fit the configured model ({first}{more}): {remedy}") from None

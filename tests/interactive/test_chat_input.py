@@ -1,0 +1,74 @@
+"""What a chat reads and prints: raw bytes decoded with replacement, commands in any case, stdout holding only
+the conversation, each linked title once, a note for unknown movie ids."""
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from crslab_c2crs.cli import main
+from tests.test_runner import SHORT
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT_LINE = re.compile(r"^(Chatting with |You: |System: |Recommended: |Linked: |Entities: |\(.*\)$)")
+
+
+@pytest.fixture(scope="module")
+def kbrd_chat(tiny_root, tmp_path_factory):
+    """``chat(stdin bytes) -> (exit code, stdout)`` with a KBRD system trained and saved once."""
+    workdir = tmp_path_factory.mktemp("chat_input")
+    base = ["-c", str(ROOT / "config/kbrd/redial.yaml"), "-g", "-1", "--data-root", str(tiny_root),
+            "--set", "num_threads=1", "--set", "checkpoint_dir=chat_input"]
+    for override in SHORT["KBRD"]:
+        base += ["--set", override]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        assert main(base + ["-ss"]) == 0
+
+    def chat(data: bytes):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(workdir)
+            # a strict UTF-8 text stream, as Python gives a pipe under a UTF-8 locale
+            patch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="strict"))
+            out = io.StringIO()
+            patch.setattr("sys.stdout", out)
+            code = main(base + ["-rs", "-i"])
+        return code, out.getvalue()
+
+    return chat
+
+
+def test_a_non_utf8_byte_costs_one_character_not_the_chat(kbrd_chat):
+    code, out = kbrd_chat(b"I like Forrest Gump\nwhat about caf\xe9 movies ?\nand Space Cowboys\n")
+    assert code == 0
+    assert "You: what about caf\ufffd movies ?" in out
+    assert len(re.findall(r"^System: ", out, flags=re.M)) == 3
+
+
+def test_commands_are_case_insensitive(kbrd_chat):
+    code, out = kbrd_chat(b"I like Forrest Gump\n[reset]\nhi\n [Exit] \nthis line is never read\n")
+    assert code == 0
+    assert "(New conversation.)" in out
+    assert "never read" not in out and "[reset]" not in out
+    assert len(re.findall(r"^System: ", out, flags=re.M)) == 2
+
+
+def test_stdout_holds_only_the_conversation(kbrd_chat, capsys):
+    code, out = kbrd_chat(b"I like Forrest Gump\n")
+    assert code == 0
+    assert "[Config]" not in out and "INFO" not in out and '"model_name"' not in out
+    assert all(CHAT_LINE.match(line) for line in out.splitlines()), out
+    assert "[Restored the system from" in capsys.readouterr().err  # the logs went to stderr
+
+
+def test_a_title_named_many_times_is_linked_once(kbrd_chat):
+    code, out = kbrd_chat((" ".join(["Forrest Gump"] * 40) + " and The Shining\n").encode())
+    assert code == 0
+    assert "Linked: Forrest Gump (1993), The Shining (1991)" in out.splitlines()
+
+
+def test_an_unknown_movie_id_gets_a_note(kbrd_chat):
+    code, out = kbrd_chat(b"have you seen @999999999 or @100003 ?\n")
+    assert code == 0
+    assert "(No movie has this id, read as an unknown word: @999999999.)" in out
+    assert "Linked: Forrest Gump (1993)" in out

@@ -1,0 +1,150 @@
+"""Checkpoints, saved systems and results: unwritable places refused before training, atomic writes, saved
+systems under the run's checkpoint_dir, one-line errors for missing, damaged or mismatched files."""
+import io
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import crslab.config
+from crslab_c2crs.checkpoints import load_state, save_state
+from crslab_c2crs.cli import main
+from crslab_c2crs.config import load_config
+from crslab_c2crs.errors import CheckpointError
+from crslab_c2crs.paths import saved_system_file
+from tests.test_runner import SHORT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def argv(model, root, *extra):
+    args = ["-c", str(ROOT / f"config/{model.lower()}/redial.yaml"), "-g", "-1", "--data-root", str(root),
+            "--seed", "1", "--set", "num_threads=1"]
+    for override in SHORT[model]:
+        args += ["--set", override]
+    return args + list(extra)
+
+
+def one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("run_crslab.py: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------- places refused up front
+def test_results_path_that_is_a_folder_is_refused_before_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv("KBRD", tmp_path / "no_data", "--results", str(tmp_path))) == 2
+    one_line_error(capsys, f"--results {tmp_path}: is a folder")
+
+
+def test_save_folder_that_is_a_file_is_refused_before_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "save").write_text("not a folder")
+    assert main(argv("C2CRS", root)) == 2
+    one_line_error(capsys, "checkpoint_dir (stage checkpoints)", f"{root / 'save'} is a file")
+    assert main(argv("KBRD", root, "-ss")) == 2
+    one_line_error(capsys, "-ss (saved system)", "is a file")
+
+
+def test_unwritable_save_folder_is_refused_before_data(tmp_path, monkeypatch, capsys, refuse_writes_under):
+    monkeypatch.chdir(tmp_path)
+    save = tmp_path / "root" / "save"
+    save.mkdir(parents=True)
+    refuse_writes_under(save)
+    assert main(argv("C2CRS", tmp_path / "root")) == 2
+    one_line_error(capsys, f"cannot write into {save} (Permission denied)")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_save_folder_is_refused_before_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    save = tmp_path / "root" / "save"
+    save.mkdir(parents=True)
+    save.chmod(0o555)
+    try:
+        assert main(argv("KBRD", tmp_path / "root", "-ss")) == 2
+    finally:
+        save.chmod(0o755)
+    one_line_error(capsys, f"cannot write into {save}")
+
+
+# ---------------------------------------------------------------------------------- atomic writes
+def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "run" / "rec.pth"
+    save_state({"model_state_dict": {"w": torch.ones(3)}}, path)
+
+    def dies_half_way(obj, stream, *args, **kwargs):
+        stream.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError):
+        save_state({"model_state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_state(path, "cpu", "x")["model_state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["rec.pth"]
+
+
+def test_a_truncated_checkpoint_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "conv.pth"
+    save_state({"model_state_dict": {"w": torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r"conv\.pth is damaged or not a checkpoint \(.*\): retrain") as err:
+        load_state(path, "cpu", "retrain")
+    assert "\n" not in str(err.value)
+
+
+def test_resuming_from_a_damaged_or_foreign_stage_checkpoint_is_one_line(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "damaged_rec"
+    folder.mkdir(parents=True)
+    (folder / "rec.pth").write_bytes(b"PK\x03\x04 not really")
+    run = argv("C2CRS", tiny_root, "--set", "checkpoint_dir=damaged_rec", "--stage", "conv")
+    assert main(run) == 2
+    one_line_error(capsys, f"{folder / 'rec.pth'} is damaged or not a checkpoint", "Run the earlier stages first")
+    torch.save({"model_state_dict": {"other.weight": torch.zeros(2)}}, folder / "rec.pth")
+    assert main(run) == 2
+    one_line_error(capsys, f"{folder / 'rec.pth'} does not fit the configured model")
+
+
+# ---------------------------------------------------------------------------------- saved systems
+def test_saved_system_lives_in_the_runs_checkpoint_dir():
+    opt = load_config(ROOT / "config/c2crs/redial.yaml", ["checkpoint_dir=C2CRS_quickstart"])
+    assert saved_system_file(opt) == Path(crslab.config.SAVE_PATH) / "C2CRS_quickstart" / "C2CRS.pth"
+
+
+def test_runs_with_different_checkpoint_dirs_do_not_overwrite_each_other(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv("KBRD", tiny_root, "-ss", "--set", "checkpoint_dir=run_a")) == 0
+    first = (tiny_root / "save" / "run_a" / "KBRD.pth").read_bytes()
+    assert main(argv("KBRD", tiny_root, "-ss", "--set", "checkpoint_dir=run_b", "--seed", "2")) == 0
+    assert (tiny_root / "save" / "run_b" / "KBRD.pth").is_file()
+    assert (tiny_root / "save" / "run_a" / "KBRD.pth").read_bytes() == first
+    assert not (tiny_root / "save" / "KBRD.pth").exists()
+
+
+def test_restoring_from_another_checkpoint_dir_lists_the_saved_ones(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv("KBRD", tiny_root, "-ss", "--set", "checkpoint_dir=listed")) == 0
+    assert main(argv("KBRD", tiny_root, "-rs", "-i", "--set", "checkpoint_dir=elsewhere")) == 2
+    line = one_line_error(capsys, "-rs: no saved system at " + str(tiny_root / "save" / "elsewhere" / "KBRD.pth"))
+    assert "listed" in line.split("saved KBRD systems: checkpoint_dir ", 1)[1]
+
+
+def test_restoring_a_mismatched_or_damaged_saved_system_is_one_line(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv("KBRD", tiny_root, "-ss", "--set", "checkpoint_dir=small")) == 0
+    saved = tiny_root / "save" / "small" / "KBRD.pth"
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(argv("KBRD", tiny_root, "-rs", "-i", "--set", "checkpoint_dir=small", "--set", "kg_emb_dim=8")) == 2
+    one_line_error(capsys, f"{saved} does not fit the configured model (size mismatch for", "with -ss")
+    saved.write_bytes(saved.read_bytes()[:1000])
+    assert main(argv("KBRD", tiny_root, "-rs", "-i", "--set", "checkpoint_dir=small")) == 2
+    one_line_error(capsys, f"{saved} is damaged or not a checkpoint")

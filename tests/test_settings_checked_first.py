@@ -1,0 +1,115 @@
+"""Every bad setting or flag fails before any data is loaded, with one line naming the key and the fix (exit 2).
+
+The runs here point at an empty data root: a check that came after data loading would report the missing
+dataset instead, so the expected message proves the order.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from crslab_c2crs.cli import main
+from crslab_c2crs.config import STAGE_INT_KEYS, check_config, load_config
+from crslab_c2crs.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run_without_data(tmp_path, monkeypatch):
+    """``run(model, *args)``: ``main`` from ``tmp_path`` on an empty data root; returns the exit code."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(model, *args):
+        return main(["-c", str(ROOT / f"config/{model}/redial.yaml"), "-g", "-1", "--data-root",
+                     str(tmp_path / "no_data"), *args])
+
+    return run
+
+
+BAD_SETTINGS = [
+    ("kbrd", "rec.batch_size=-4", "rec.batch_size: -4 is not an integer >= 1"),
+    ("c2crs", "rec.epoch=abc", "rec.epoch: 'abc' is not an integer >= 0"),
+    ("c2crs", "rec.epoch=1.5", "rec.epoch: 1.5 is not an integer >= 0"),
+    ("c2crs", "rec.batch_size=0", "rec.batch_size: 0 is not an integer >= 1"),
+    ("c2crs", "rec.optimizer.lr=fast", "rec.optimizer.lr: 'fast' is not a number > 0"),
+    ("c2crs", "rec.optimizer.name=Adamz", "rec.optimizer.name: unknown optimizer 'Adamz'; did you mean 'Adam'?"),
+    ("c2crs", "rec.max_batches=-1", "rec.max_batches: -1 is not an integer >= 1"),
+    ("c2crs", "context_truncate=-5", "context_truncate: -5 is not an integer >= 1"),
+    ("c2crs", "context_truncate=0", "context_truncate: 0 is not an integer >= 1"),
+    ("c2crs", "ablation=no_everything", "ablation: unknown value 'no_everything'"),
+    ("c2crs", "token_dim=7", "'token_dim'=7 must be divisible by n_heads=2"),
+    ("kgsf", "conv.lr_scheduler.name=Plateau", "conv.lr_scheduler.name: unknown scheduler 'Plateau'"),
+    ("kgsf", "conv.lr_scheduler.patience=x", "conv.lr_scheduler: ReduceLROnPlateau does not accept"),
+    ("kgsf", "pretrain.optimizer.betas=3", "pretrain.optimizer: Adam does not accept"),
+    ("kgsf", "rec.early_stop=true", "rec.early_stop is true but rec.stop_mode is missing"),
+    ("kgsf", "scale=0", "scale: 0 is not a fraction of the data in (0, 1]"),
+]
+
+
+@pytest.mark.parametrize("model, override, message", BAD_SETTINGS, ids=[b[1] for b in BAD_SETTINGS])
+def test_bad_setting_fails_before_data_in_one_line(model, override, message, run_without_data, tmp_path, capsys):
+    assert run_without_data(model, "--set", override) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "no_data").exists()
+
+
+def test_the_message_says_where_to_fix_it(run_without_data, capsys):
+    run_without_data("kbrd", "--set", "rec.batch_size=-4")
+    assert "correct it in " + str(ROOT / "config/kbrd/redial.yaml") in capsys.readouterr().err
+
+
+def test_bad_value_in_the_yaml_names_the_file(tmp_path):
+    opt = yaml.safe_load((ROOT / "config/kbrd/redial.yaml").read_text())
+    opt["conv"]["batch_size"] = -4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(opt))
+    with pytest.raises(ConfigError, match=r"conv\.batch_size: -4 is not an integer >= 1; correct it in .*bad\.yaml"):
+        load_config(bad)
+
+
+def test_a_new_integer_stage_key_needs_one_table_entry(monkeypatch):
+    opt = load_config(ROOT / "config/kbrd/redial.yaml")
+    monkeypatch.setitem(STAGE_INT_KEYS, "new_cap", 1)
+    with pytest.raises(ConfigError, match=r"rec\.new_cap: 0 is not an integer >= 1"):
+        check_config(dict(opt, rec=dict(opt["rec"], new_cap=0)), "x.yaml")
+
+
+def test_seed_flag_is_checked(run_without_data, capsys):
+    assert run_without_data("kbrd", "--seed", "-1") == 2
+    assert "seed: -1 is not an integer from 0" in capsys.readouterr().err
+
+
+def test_stage_flag_on_a_model_without_stages_names_the_flag(run_without_data, capsys):
+    assert run_without_data("kgsf", "--stage", "rec") == 2
+    err = capsys.readouterr().err
+    assert "--stage rec: model KGSF has no 'start_stage' setting" in err and "--set" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "rec", "--set", "start_stage=conv"], "--stage rec and --set start_stage=conv disagree"),
+    (["--stage", "dessert"], "start_stage (--stage): unknown stage 'dessert'"),
+    (["-i", "-ss"], "-i and -ss do not combine"),
+    (["-i"], "-i needs -rs"),
+    (["-g", "zero"], "-g zero: expected GPU ids"),
+])
+def test_conflicting_or_bad_flags_are_refused(args, message, run_without_data, capsys):
+    assert run_without_data("c2crs", *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpu_flag_without_a_gpu_is_a_user_error(run_without_data, capsys):
+    assert run_without_data("kbrd", "-g", "0") == 2
+    assert "-g 0: no CUDA device is available; use -g -1" in capsys.readouterr().err
+
+
+def test_restoring_a_missing_saved_system_fails_before_data(run_without_data, tmp_path, capsys):
+    assert run_without_data("kbrd", "-rs", "-i") == 2
+    err = capsys.readouterr().err
+    assert "-rs: no saved system at " + str(tmp_path / "no_data" / "save" / "KBRD" / "KBRD.pth") in err
+    assert "train and save one first with -ss" in err
