@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Tuple
 
 from loguru import logger
 
+from crslab_c2crs.atomic import write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CONFIGS = {"KBRD": "config/kbrd/redial.yaml", "KGSF": "config/kgsf/redial.yaml", "C2CRS": "config/c2crs/redial.yaml",
@@ -40,6 +42,7 @@ SHORTCUTS = ("Popularity", "RepeatContext")
 # the conv epoch 40 batches of 128 (the rec epochs are whole), conv validation (early stopping only) sees 10
 # batches, the conv test the first 40 batches (5,120 samples); the rec test is always the whole test set.
 # A model a profile does not list (the shortcut baselines) runs with its config unchanged.
+REC_EARLY_STOP = ("rec.early_stop=true", "rec.stop_mode=max", "rec.impatience=2")
 PROFILES: Dict[str, Dict[str, Any]] = {
     "cpu": {
         "caps": ["train.pretrain=20", "valid.pretrain=10", "train.conv=40", "valid.conv=10", "test.conv=40"],
@@ -49,6 +52,24 @@ PROFILES: Dict[str, Dict[str, Any]] = {
                      "conv.epoch=1", "conv.batch_size=128"],
             "C2CRS": ["coarse.epoch=1", "fine.epoch=1", "rec.epoch=4", "rec.batch_size=256",
                       "conv.epoch=1", "conv.batch_size=128"],
+        },
+    },
+    # Budgets long enough to learn (README "cpu-long"), one model per command (``--models C2CRS``), each well
+    # under 2.5 hours on 2 cores; every run's record is kept and the report merges all records of the profile.
+    # Pre-training: C2-CRS 2 full coarse + 2 full fine epochs (its validation terms are far below chance after
+    # the first coarse epoch), KGSF its own CRSLab pre-training (3 epochs of 128). Rec: at most 8 whole epochs
+    # of 256, early stopping on validation Recall@1 + Recall@50 with impatience 2 (CRSLab's KGSF and KBRD keep
+    # the last state, C2-CRS restores the best). Conv: 2 whole epochs of 128 (C2-CRS keeps the state of lower
+    # validation NLL). Conv validation sees 20 batches, the conv test the first 20 (2,560 responses, the same
+    # for every model: CRSLab's decoders re-run the whole prefix per token, ~8 responses/s), pre-training
+    # validation 10 batches.
+    "cpu-long": {
+        "caps": ["valid.pretrain=10", "valid.conv=20", "test.conv=20"],
+        "overrides": {
+            "KBRD": ["rec.epoch=8", "rec.batch_size=256", *REC_EARLY_STOP, "conv.epoch=2", "conv.batch_size=128"],
+            "KGSF": ["rec.epoch=8", "rec.batch_size=256", *REC_EARLY_STOP, "conv.epoch=2", "conv.batch_size=128"],
+            "C2CRS": ["coarse.epoch=2", "fine.epoch=2", "rec.epoch=8", "rec.batch_size=256", "rec.impatience=2",
+                      "conv.epoch=2", "conv.batch_size=128"],
         },
     },
     "paper": {"caps": [], "overrides": {"KBRD": [], "KGSF": [], "C2CRS": []}},
@@ -105,8 +126,10 @@ def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
 
 
 def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
-            workdir: Path, seed: int) -> Dict:
-    """Train and test one configuration with ``seed`` in a child process; return its result JSON."""
+            workdir: Path, seed: int, records: Path, meta: Dict[str, Any]) -> Dict:
+    """Train and test one configuration with ``seed`` in a child process; return its result JSON, also kept as
+    ``records/<name>-seed<seed>.json`` with ``meta`` (kernel, ablation, probe), the profile and the git commit,
+    so that runs made by separate commands (or sessions) merge into one report."""
     run_name = f"{name}-seed{seed}"
     out = workdir / f"{run_name}.json"
     command = [sys.executable, "-m", "bench.child", "--out", str(out)]
@@ -125,11 +148,30 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {log}")
     result = json.loads(out.read_text(encoding="utf-8"))
-    result.update(name=name, model=model, overrides=overrides, caps=caps,
-                  bench_wall_seconds=time.time() - started)
+    result.update(meta, name=name, model=model, overrides=overrides, caps=caps, profile=args.profile,
+                  git_commit=git_commit(), bench_wall_seconds=time.time() - started)
     result["valid_recall@10"] = valid_recall_curve(result)
     logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
+    records.mkdir(parents=True, exist_ok=True)
+    write_json(records / f"{run_name}.json", result, indent=1, default=str)
     return result
+
+
+def load_records(records: Path, order: List[str]) -> List[Dict]:
+    """Every recorded run of a profile, grouped by name and aggregated over its seeds; names in ``order`` first
+    (in that order), then the others by name."""
+    by_name: Dict[str, List[Dict]] = {}
+    for path in sorted(records.glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        by_name.setdefault(result["name"], []).append(result)
+    names = [name for name in order if name in by_name] + sorted(set(by_name) - set(order))
+    runs = []
+    for name in names:
+        results = sorted(by_name[name], key=lambda result: result["seed"])
+        first = results[0]
+        runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
+                         probe=first["probe"], git_commits=sorted({result["git_commit"] for result in results})))
+    return runs
 
 
 def valid_recall_curve(result: Dict) -> List[float]:
@@ -231,6 +273,9 @@ def markdown(report: Dict) -> str:
     lines = [f"# ReDial benchmark, profile `{report['profile']}`", "",
              f"Commit `{report['git_commit']}`, {report['machine']}, torch {report['torch']}, "
              f"{report['threads']} threads, {spread}, {report['wall_minutes']:.0f} min in all.", "",
+             "Runs (each with its commit; runs recorded by earlier commands of this profile are merged in): "
+             + ", ".join(f"{run['name']} `{' '.join(c[:7] for c in run['git_commits'])}`" for run in report["runs"])
+             + ".", "",
              "Budget: " + "; ".join(f"{model} `{' '.join(o)}`" for model, o in profile["overrides"].items())
              + (f"; caps `{' '.join(profile['caps'])}` (bench/child.py)" if profile["caps"] else "")
              + f"; {' and '.join(SHORTCUTS)} are shortcut baselines (nothing trained).", "",
@@ -336,7 +381,8 @@ def main(argv: List[str] | None = None) -> int:
     plan += [(model, model, None, None) for model in models if model in SHORTCUTS]
     if args.ablations:
         plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ABLATIONS]
-    started, runs = time.time(), []
+    records = out_dir / f"redial-{args.profile}-runs"
+    started = time.time()
     for name, model, kernel, ablation in plan:
         probe = kernel == "stock"
         overrides = list(profile["overrides"].get(model, []))
@@ -345,9 +391,12 @@ def main(argv: List[str] | None = None) -> int:
         if ablation:
             overrides.append(f"ablation={ablation}")
         caps = SPEED_PROBE_CAPS if probe else profile["caps"]
-        results = [run_one(name, model, overrides, caps, args, workdir, seed)
-                   for seed in (seeds[:1] if probe else seeds)]
-        runs.append(dict(aggregate(results), kernel=kernel, ablation=ablation, probe=probe))
+        for seed in seeds[:1] if probe else seeds:
+            run_one(name, model, overrides, caps, args, workdir, seed, records,
+                    {"kernel": kernel, "ablation": ablation, "probe": probe})
+    order = [f"{model}-{kernel}" for kernel in ("fast", "stock") for model in CONFIGS if model not in SHORTCUTS]
+    order += list(SHORTCUTS) + [f"C2CRS-{ablation}" for ablation in ABLATIONS]
+    runs = load_records(records, order)
     report = {"profile": args.profile, "git_commit": git_commit(), "machine": f"{platform.machine()} "
               f"{os.cpu_count()} cores, {platform.platform()}", "torch": torch.__version__,
               "threads": torch.get_num_threads(), "seed": args.seed, "seeds": seeds, "budget": profile,
