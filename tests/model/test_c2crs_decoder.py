@@ -72,12 +72,48 @@ def test_forced_decoding_predicts_response_without_start():
     loss, preds = model.converse(batch, "train")
     assert preds.shape == (4, batch["response"].shape[1] - 1)
     memory = _memory(model, batch)
-    logits = model.decoder.forced(batch["response"], memory)
+    hidden = model.decoder(batch["response"][:, :-1], memory)
+    logits = model.decoder.output_logits(hidden, memory)  # every position, padding included
     targets = batch["response"][:, 1:]
     torch.testing.assert_close(loss, weighted_nll(logits, targets, model.token_alpha, 0))
+    real = targets.ne(0)
+    assert not real.all(), "the tiny batch must pad some responses for this test to mean anything"
+    assert torch.equal(preds[real], logits.argmax(-1)[real]) and torch.all(preds[~real] == 0)
     # validation measures the plain likelihood: the instance weights are a training device
     valid_loss, _ = model.converse(batch, "valid")
     torch.testing.assert_close(valid_loss, weighted_nll(logits, targets, torch.ones_like(model.token_alpha), 0))
+
+
+def test_forced_logits_at_real_targets_equal_the_full_logits_and_so_do_their_gradients():
+    """Teacher forcing computes the output layer at the non-pad targets only: the same logits there, and the same
+    loss gradients as over every position with pad targets ignored."""
+    model = tiny.model().eval()
+    batch = tiny.batch()
+    inputs, targets = batch["response"][:, :-1], batch["response"][:, 1:]
+    # the encoders' outputs as fixed inputs: the gradients compared are the decoder's
+    encoded = _memory(model, batch)
+    memory = type(encoded)(*(None if t is None else t.detach() for t in encoded))
+
+    def gradients(loss_of):
+        model.zero_grad()
+        loss_of(memory).backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    def packed(memory):
+        logits, real = model.decoder.forced(inputs, targets, memory)
+        return weighted_nll(logits, targets[real], model.token_alpha, 0)
+
+    def full(memory):
+        logits = model.decoder.output_logits(model.decoder(inputs, memory), memory)
+        return weighted_nll(logits, targets, model.token_alpha, 0)
+
+    logits, real = model.decoder.forced(inputs, targets, memory)
+    assert logits.shape == (int(real.sum()), tiny.VOCAB_SIZE) and torch.equal(real, targets.ne(0))
+    torch.testing.assert_close(logits, model.decoder.output_logits(model.decoder(inputs, memory), memory)[real])
+    expected, got = gradients(full), gradients(packed)
+    assert expected.keys() == got.keys() and "decoder.copy_output.weight" in got
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], msg=name)
 
 
 def test_incremental_states_equal_full_recomputation():

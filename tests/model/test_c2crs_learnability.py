@@ -208,22 +208,21 @@ def test_memorisation_check_rejects_a_shifted_target(monkeypatch):
     """The decoder test fails for a target offset by one: trained to predict its own input token (the loss
     reads ``[START] + response[:-1]`` instead of ``response[1:]``), the decoder drives that loss down just as
     well, yet greedy decoding reproduces almost none of the responses."""
-    weighted_nll = model_module.weighted_nll
+    teacher_forcing = model_module.teacher_forcing
     calls = []
 
-    def shifted(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int) -> Tensor:
-        calls.append(target.shape)
-        inputs = torch.cat([torch.full_like(target[:, :1], tiny.START), target[:, :-1]], dim=1)
-        return weighted_nll(logits, inputs.masked_fill(target.eq(pad_token_idx), pad_token_idx), alpha,
-                            pad_token_idx)
+    def shifted(response: Tensor) -> Tuple[Tensor, Tensor]:
+        calls.append(response.shape)
+        inputs, target = teacher_forcing(response)
+        return inputs, inputs.masked_fill(target.eq(tiny.PAD), tiny.PAD)
 
-    monkeypatch.setattr(model_module, "weighted_nll", shifted)
+    monkeypatch.setattr(model_module, "teacher_forcing", shifted)
     model, batch = learning_model(), users_batch()
     initial = generation_loss(model, batch)
     train(model, lambda: model.converse(batch, "train")[0], steps=150)
     final = generation_loss(model, batch)
     accuracy, ended = memorisation(model, batch)
-    assert calls, "the generation loss no longer goes through model.weighted_nll: move the patch"
+    assert calls, "the generation loss no longer goes through model.teacher_forcing: move the patch"
     assert final < 0.02 * initial, (initial, final)
     assert accuracy < 0.5 and ended < 1.0, (accuracy, ended)
 

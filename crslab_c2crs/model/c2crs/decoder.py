@@ -2,7 +2,7 @@
 KGSF-style copy mechanism and the instance-weighted cross-entropy loss."""
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,12 @@ def token_weights(token_freq: Optional[Sequence[int]], vocab_size: int, beta: fl
     return alpha.float()
 
 
+def teacher_forcing(response: Tensor) -> Tuple[Tensor, Tensor]:
+    """Decoder inputs and targets of a ``[START] tokens [END]`` right-padded ``response`` ``(batch, len)``:
+    ``response[:, :-1]`` (starting with START) and ``response[:, 1:]`` (START is never a target)."""
+    return response[:, :-1], response[:, 1:]
+
+
 def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int) -> Tensor:
     """Instance-weighted generation loss: ``Σ α(w) · (−log P(w)) / #non-pad targets``.
 
@@ -50,8 +56,8 @@ def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: i
     log-likelihood, which is what the reference computes and what makes α matter.
 
     Args:
-        logits: ``(batch, seq_len, vocab_size)``.
-        target: ``(batch, seq_len)`` token ids; pad targets are excluded.
+        logits: ``(..., vocab_size)``, e.g. ``(batch, seq_len, vocab_size)`` or ``(n_targets, vocab_size)``.
+        target: ``(...)`` token ids; pad targets are excluded.
         alpha: ``(vocab_size,)`` weights.
         pad_token_idx: the pad id.
 
@@ -241,15 +247,19 @@ class C2CRSDecoder(nn.Module):
             x = layer(x, memory, None if cache is None else cache[index])
         return x
 
-    def output_logits(self, hidden: Tensor, memory: DecoderMemory) -> Tensor:
-        """Generation + copy logits ``(batch, seq_len, vocab_size)`` from decoder states ``(batch, seq_len, dim)``.
+    def output_logits(self, hidden: Tensor, memory: DecoderMemory, rows: Optional[Tensor] = None) -> Tensor:
+        """Generation + copy logits ``(..., vocab_size)`` from decoder states: ``hidden`` ``(batch, seq_len, dim)``,
+        or, with ``rows``, packed states ``(n, dim)`` whose batch rows are ``rows`` ``(n,)``.
 
         In training ``h Embᵀ + (W_o c + b_o) ⊙ mask`` is computed as one product
         ``[h; c] [Emb; W_o ⊙ mask]ᵀ + b_o ⊙ mask``: equal up to float rounding, and one vocabulary-sized tensor
         instead of four alive at once (the largest activations of the conversation stage). Without autograd
         (decoding one token at a time) the two products are cheaper than concatenating the weights each step.
         """
-        user = memory.copy_user.unsqueeze(1).expand(-1, hidden.shape[1], -1)
+        if rows is None:
+            user = memory.copy_user.unsqueeze(1).expand(-1, hidden.shape[1], -1)
+        else:
+            user = memory.copy_user[rows]
         copy_latent = self.copy_fusion(torch.cat([hidden, user], dim=-1))
         mask = self.copy_mask.to(hidden.dtype)
         if not torch.is_grad_enabled():
@@ -258,13 +268,24 @@ class C2CRSDecoder(nn.Module):
         weight = torch.cat([self.token_embedding.weight, self.copy_output.weight * mask.unsqueeze(1)], dim=1)
         return F.linear(torch.cat([hidden, copy_latent], dim=-1), weight, self.copy_output.bias * mask)
 
-    def forced(self, response: Tensor, memory: DecoderMemory) -> Tensor:
-        """Teacher forcing: logits ``(batch, len - 1, vocab_size)`` for targets ``response[:, 1:]``.
+    def forced(self, inputs: Tensor, target: Tensor, memory: DecoderMemory) -> Tuple[Tensor, Tensor]:
+        """Teacher forcing (see :func:`teacher_forcing`): logits at the real (non-pad) targets only.
 
-        ``response`` is ``[START] tokens [END]`` right-padded, so the input ``response[:, :-1]`` starts with
-        START and START itself is never a target.
+        The two vocabulary-sized products and the softmax dominate a conversation step, and about two thirds of
+        a batch's target positions are padding (responses of ~9 tokens padded to the longest, up to 30): they
+        are skipped, which leaves every real position's logits, the loss and its gradients unchanged.
+
+        Args:
+            inputs: ``(batch, len)`` decoder inputs.
+            target: ``(batch, len)`` the token each position must predict, padded with the pad id.
+            memory: from :meth:`build_memory`.
+
+        Returns:
+            Logits ``(n_real, vocab_size)`` of the targets ``target[real]`` and the mask ``real`` ``(batch, len)``.
         """
-        return self.output_logits(self(response[:, :-1], memory), memory)
+        real = target.ne(self.pad_token_idx)
+        rows = real.nonzero()[:, 0]
+        return self.output_logits(self(inputs, memory)[real], memory, rows), real
 
     @torch.no_grad()
     def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True) -> Tensor:

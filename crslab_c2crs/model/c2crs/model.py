@@ -29,7 +29,8 @@ from crslab_c2crs.model.c2crs.contrastive import (
     fine_loss,
     first_occurrences,
 )
-from crslab_c2crs.model.c2crs.decoder import C2CRSDecoder, DecoderMemory, token_weights, weighted_nll
+from crslab_c2crs.model.c2crs.decoder import (C2CRSDecoder, DecoderMemory, teacher_forcing, token_weights,
+                                              weighted_nll)
 from crslab_c2crs.model.c2crs.encoders import (
     HistoryEncoder,
     HistoryEncoding,
@@ -242,9 +243,14 @@ class C2CRSModel(BaseModel):
 
     def _generation_loss(self, response: Tensor, memory: DecoderMemory, weighted: bool = True
                          ) -> Tuple[Tensor, Tensor]:
-        logits = self.decoder.forced(response, memory)
+        """The (weighted) loss of Eq. 11 and the argmax predictions ``(batch, len - 1)`` (pad where the target
+        is padding) of teacher forcing on ``response`` ``(batch, len)``."""
+        inputs, target = teacher_forcing(response)
+        logits, real = self.decoder.forced(inputs, target, memory)
         alpha = self.token_alpha if weighted else torch.ones_like(self.token_alpha)
-        return weighted_nll(logits, response[:, 1:], alpha, self.config.pad_token_idx), logits
+        loss = weighted_nll(logits, target[real], alpha, self.config.pad_token_idx)
+        preds = torch.full_like(target, self.config.pad_token_idx).masked_scatter(real, logits.argmax(dim=-1))
+        return loss, preds
 
     # ------------------------------------------------------------------ stages
 
@@ -321,15 +327,15 @@ class C2CRSModel(BaseModel):
         Returns:
             train: the instance-weighted loss (Eq. 11-12); valid: the plain per-token negative log-likelihood
             (what early stopping and perplexity measure: the weights are a training device); both with the
-            argmax predictions ``(batch, response_len - 1)`` aligned with ``response[:, 1:]``. test: None and
+            argmax predictions ``(batch, response_len - 1)`` aligned with ``response[:, 1:]`` (pad where it is
+            padding). test: None and
             generated ids ``(batch, ≤ response_truncate)`` without START.
         """
         _check_mode(mode)
         if mode == "test":
             with torch.no_grad():
                 return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate)
-        loss, logits = self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
-        return loss, logits.argmax(dim=-1)
+        return self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
 
     def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:
         """Dispatch to a stage, so the model also works wrapped in ``DataParallel`` (which hides methods).
