@@ -140,7 +140,7 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
         overrides = overrides + [f"checkpoint_dir=bench_{run_name}"]
     command += crslab_argv(model, args.data_root, seed, overrides)
     logger.info(f"[bench] {run_name}: {' '.join(command[2:])}")
-    started = time.time()
+    commit, started = git_commit(), time.time()  # the code the child imports now, whatever is committed later
     log = workdir / f"{run_name}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with open(log, "w", encoding="utf-8") as handle:
@@ -149,7 +149,7 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
         raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {log}")
     result = json.loads(out.read_text(encoding="utf-8"))
     result.update(meta, name=name, model=model, overrides=overrides, caps=caps, profile=args.profile,
-                  git_commit=git_commit(), bench_wall_seconds=time.time() - started)
+                  git_commit=commit, bench_wall_seconds=time.time() - started)
     result["valid_recall@10"] = valid_recall_curve(result)
     logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
     records.mkdir(parents=True, exist_ok=True)
