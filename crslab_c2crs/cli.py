@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -145,13 +144,13 @@ def print_summary(metrics: Dict[str, float]) -> None:
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary."""
-    import crslab_c2crs
+    from crslab_c2crs import compat
     from crslab_c2crs.config import load_config, model_name_of
-    from crslab_c2crs.paths import relocate, resolve_data_root
+    from crslab_c2crs.paths import resolve_data_root
     from crslab_c2crs.reproducibility import seed_everything
 
     data_root = resolve_data_root(args.data_root)
-    relocate(data_root)
+    compat.relocate(data_root)
     opt = load_config(args.config, args.overrides, stage=args.stage, seed=args.seed)
     seed = opt.setdefault("seed", 42)
     gpu = resolve_gpu(args.gpu)
@@ -160,27 +159,17 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         # a known log file name, so the chat can keep logging to it (see log_beside_the_chat)
         opt.setdefault("log_name", f"{opt['dataset']}_{model_name_of(opt)}_{time.strftime('%Y-%m-%d-%H-%M-%S')}")
     seed_everything(seed, opt.get("num_threads"))
-    crslab_c2crs.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
+    compat.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
 
     import crslab.quick_start.quick_start as quick_start
     from crslab.config import Config
     from crslab_c2crs.evaluator import attach as attach_evaluator
 
-    systems = []
-    get_system = quick_start.get_system
+    def attach(system: Any) -> None:
+        attach_evaluator(system, record_test=bool(args.dump_predictions))
 
-    def keep_system(*a, **kw):
-        systems.append(get_system(*a, **kw))
-        attach_evaluator(systems[-1], record_test=bool(args.dump_predictions))
-        return systems[-1]
-
-    quick_start.get_system = keep_system
-    # Torch-geometric writes generated propagate_*.py files to the temp dir: keep them in one owned place.
-    previous_tmpdir = os.environ.get("TMPDIR")
-    with tempfile.TemporaryDirectory(prefix="crslab_c2crs_") as tmp:
-        os.environ["TMPDIR"] = tmp
-        tempfile.tempdir = tmp
-        config_file = Path(tmp) / "config.yaml"
+    with compat.keep_built_systems(attach) as systems, compat.private_tmpdir() as tmp:
+        config_file = tmp / "config.yaml"
         config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
         # CRSLab logs its whole config to stdout while building Config: keep a chat's stdout for the chat
         with contextlib.redirect_stdout(sys.stderr) if args.interact else contextlib.nullcontext():
@@ -188,16 +177,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         if args.interact:
             log_beside_the_chat(opt["log_name"], args.debug)
         started = time.time()
-        try:
-            quick_start.run_crslab(config, args.save_data, args.restore_data, args.save_system,
-                                   args.restore_system, args.interact, args.debug, args.tensorboard)
-        finally:
-            quick_start.get_system = get_system
-            tempfile.tempdir = None
-            if previous_tmpdir is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = previous_tmpdir
+        quick_start.run_crslab(config, args.save_data, args.restore_data, args.save_system,
+                               args.restore_system, args.interact, args.debug, args.tensorboard)
     history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
     result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
               "history": history, "test": summarise(history)}

@@ -4,19 +4,26 @@ CRSLab 0.1.2 (the PyPI release) was written for Python 3.6-3.8, torch 1.x and tr
 torch 2.x and today's libraries some of its code fails loudly and some fails silently. Each patch below has a
 one-line reason and a test in ``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited:
 the patches rebind names in CRSLab's modules when ``crslab_c2crs`` is imported. :func:`apply` is idempotent.
+
+The run-time rebindings at the end follow one run's choices instead: its data root (:func:`relocate`), its R-GCN
+kernel for KGSF and KBRD (:func:`use_fast_rgcn_in_baselines`), the systems ``run_crslab`` builds
+(:func:`keep_built_systems`) and the temporary folder of the run (:func:`private_tmpdir`).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
-from typing import Callable, Dict, List
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
 
 import numpy as np
 import torch
 
 from crslab_c2crs.errors import MissingDataError
-from crslab_c2crs.paths import build_hint
+from crslab_c2crs.paths import ENV_VAR, build_hint, crslab_paths
 
 _APPLIED: List[str] = []
 
@@ -215,12 +222,8 @@ def patch_saved_systems() -> None:
 
 def register_evaluators() -> None:
     """The stock ``conv`` evaluator passes ``tensorboard`` twice, and both it and ``standard`` download a fastText
-    file and count character n-grams: our evaluator replaces both names."""
-    from crslab_c2crs.evaluator import C2CRSEvaluator
-
-    table = _module("crslab.evaluator").Evaluator_register_table
-    table["standard"] = C2CRSEvaluator
-    table["conv"] = C2CRSEvaluator
+    file and count character n-grams: our evaluator, registered under both names beside its class, replaces them."""
+    _module("crslab_c2crs.evaluator")
 
 
 PATCHES: Dict[str, Callable[[], None]] = {
@@ -247,3 +250,77 @@ def apply() -> List[str]:
             patch()
             _APPLIED.append(name)
     return list(_APPLIED)
+
+
+# ---------------------------------------------------------------------------------------------- run-time rebindings
+_BASELINE_RGCN_MODULES = ("crslab.model.crs.kgsf.kgsf", "crslab.model.crs.kbrd.kbrd")
+
+
+def relocate(data_root: Path) -> Dict[str, str]:
+    """CRSLab derives every path from its site-packages folder: point its path constants, in ``crslab.config`` and
+    in each loaded ``crslab.*`` module that imported them, at ``data_root``; returns them. Modules imported later
+    copy the new values from ``crslab.config``."""
+    import crslab.config
+
+    paths = crslab_paths(Path(data_root))
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "crslab" or name.startswith("crslab.")):
+            continue
+        for const, value in paths.items():
+            if hasattr(module, const):
+                setattr(module, const, value)
+    for const, value in paths.items():
+        setattr(crslab.config, const, value)
+    os.environ[ENV_VAR] = str(data_root)
+    return paths
+
+
+def use_fast_rgcn_in_baselines(enabled: bool) -> None:
+    """PyG's ``RGCNConv`` with featureless input dominates KGSF's and KBRD's training time: with ``enabled`` (the
+    ``fast_rgcn`` key) they build :class:`~crslab_c2crs.model.rgcn.PyGCompatibleBasisFirstRGCNConv`, the same
+    function, else PyG's again. Affects models constructed afterwards; idempotent."""
+    from torch_geometric.nn import RGCNConv
+
+    from crslab_c2crs.model.rgcn import PyGCompatibleBasisFirstRGCNConv
+
+    replacement = PyGCompatibleBasisFirstRGCNConv if enabled else RGCNConv
+    for name in _BASELINE_RGCN_MODULES:
+        _module(name).RGCNConv = replacement
+
+
+@contextlib.contextmanager
+def keep_built_systems(on_build: Callable[[Any], None]) -> Iterator[List[Any]]:
+    """``run_crslab`` builds its system and drops it, so the test metrics it reached were lost: while the context
+    is open ``quick_start.get_system`` also calls ``on_build(system)`` and keeps each system in the yielded list."""
+    quick_start = _module("crslab.quick_start.quick_start")
+    get_system = quick_start.get_system
+    systems: List[Any] = []
+
+    def keep_system(*args: Any, **kwargs: Any) -> Any:
+        systems.append(get_system(*args, **kwargs))
+        on_build(systems[-1])
+        return systems[-1]
+
+    quick_start.get_system = keep_system
+    try:
+        yield systems
+    finally:
+        quick_start.get_system = get_system
+
+
+@contextlib.contextmanager
+def private_tmpdir(prefix: str = "crslab_c2crs_") -> Iterator[Path]:
+    """Torch-geometric writes generated ``propagate_*.py`` files to the temporary folder: while the context is
+    open, ``$TMPDIR`` and :mod:`tempfile` use the yielded folder of this run, removed and restored afterwards."""
+    previous_tmpdir = os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.environ["TMPDIR"] = tmp
+        tempfile.tempdir = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            tempfile.tempdir = None
+            if previous_tmpdir is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous_tmpdir

@@ -37,6 +37,7 @@ from crslab.evaluator.metrics.gen import (BleuMetric, EmbeddingAverage, F1Metric
 from crslab.evaluator.standard import StandardEvaluator
 from crslab.evaluator.utils import nice_report
 from crslab_c2crs.data.items import ItemCatalog
+from crslab_c2crs.registry import register_evaluator
 
 DIST_ORDERS = (1, 2, 3, 4)
 REC_KS = (1, 10, 50)
@@ -172,6 +173,8 @@ class BatchSamples:
         return self._latest[kind].pop(0)
 
 
+@register_evaluator("standard")
+@register_evaluator("conv")
 class C2CRSEvaluator(StandardEvaluator):
     """CRSLab's standard evaluator with word-level Distinct-n (both definitions), offline embeddings and
     repeat-aware recommendation metrics (see the module docstring).

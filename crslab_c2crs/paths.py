@@ -1,8 +1,8 @@
 """Where CRSLab reads data and writes models: a project data root instead of site-packages.
 
 CRSLab 0.1.2 derives every path from the folder holding the installed package (``<site-packages>/data``,
-``<site-packages>/save``). Its modules read the constants of ``crslab.config`` at call time, so rebinding
-them there and in every loaded ``crslab.*`` module that imported them relocates everything.
+``<site-packages>/save``). This module computes the values under the data root (:func:`crslab_paths`);
+:func:`crslab_c2crs.compat.relocate` rebinds CRSLab's constants to them.
 
 The data root is, in order of priority: ``--data-root``, ``$CRSLAB_DATA_ROOT``, ``./data``.
 Everything a run saves (stage checkpoints, the ``-ss`` saved system) goes to ``<data root>/save/<checkpoint_dir>``
@@ -12,7 +12,6 @@ place before it starts instead of failing after hours of training.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Type
@@ -44,21 +43,11 @@ def crslab_paths(data_root: Path) -> Dict[str, str]:
 
 
 def relocate(data_root: Path) -> Dict[str, str]:
-    """Point every CRSLab path constant, in ``crslab.config`` and in each loaded ``crslab.*`` module, at
-    ``data_root``. Modules imported later copy the new values from ``crslab.config``."""
-    import crslab.config
+    """Point CRSLab at ``data_root``: :func:`crslab_c2crs.compat.relocate`, which rebinds CRSLab's constants (this
+    name stays for ``bench.speed`` and ``bench.learnability``)."""
+    from crslab_c2crs.compat import relocate as rebind
 
-    paths = crslab_paths(Path(data_root))
-    for name, module in list(sys.modules.items()):
-        if module is None or not (name == "crslab" or name.startswith("crslab.")):
-            continue
-        for const, value in paths.items():
-            if hasattr(module, const):
-                setattr(module, const, value)
-    for const, value in paths.items():
-        setattr(crslab.config, const, value)
-    os.environ[ENV_VAR] = str(data_root)
-    return paths
+    return rebind(data_root)
 
 
 def current_data_root() -> Path:

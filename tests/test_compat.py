@@ -108,6 +108,73 @@ def test_conv_evaluator_builds_offline_with_word_level_distinct():
     assert "greedy" not in report
 
 
+def test_relocate_points_every_loaded_crslab_module_at_the_data_root(tmp_path, monkeypatch):
+    import crslab.config
+
+    redial = importlib.import_module("crslab.data.dataset.redial.redial")
+    for module in (crslab.config, redial):
+        monkeypatch.setattr(module, "DATASET_PATH", module.DATASET_PATH)
+    monkeypatch.setattr(crslab.config, "SAVE_PATH", crslab.config.SAVE_PATH)
+    monkeypatch.setenv("CRSLAB_DATA_ROOT", "unchanged")
+    paths = compat.relocate(tmp_path)
+    assert paths["DATASET_PATH"] == str(tmp_path / "dataset")
+    assert redial.DATASET_PATH == crslab.config.DATASET_PATH == str(tmp_path / "dataset")
+    assert crslab.config.SAVE_PATH == str(tmp_path / "save")
+
+
+def test_baselines_build_the_basis_first_rgcn_only_when_asked():
+    from torch_geometric.nn import RGCNConv
+
+    from crslab_c2crs.model.rgcn import BasisFirstRGCNConv, PyGCompatibleBasisFirstRGCNConv
+
+    kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd")
+    kgsf = importlib.import_module("crslab.model.crs.kgsf.kgsf")
+    try:
+        for _ in range(2):
+            compat.use_fast_rgcn_in_baselines(True)
+            assert kbrd.RGCNConv is PyGCompatibleBasisFirstRGCNConv
+            assert kgsf.RGCNConv is PyGCompatibleBasisFirstRGCNConv
+        # Exactly how KGSF (positional num_bases) and KBRD build and call it.
+        encoder = kgsf.RGCNConv(6, 4, 2, 2)
+        assert isinstance(encoder, BasisFirstRGCNConv)
+        assert encoder.num_bases == 2
+        edge_index, edge_type = torch.randint(0, 6, (2, 12)), torch.randint(0, 2, (12,))
+        assert encoder(None, edge_index, edge_type).shape == (6, 4)
+        assert isinstance(kbrd.RGCNConv(6, 4, 2, num_bases=2), BasisFirstRGCNConv)
+    finally:
+        for _ in range(2):
+            compat.use_fast_rgcn_in_baselines(False)
+    assert kbrd.RGCNConv is RGCNConv
+    assert kgsf.RGCNConv is RGCNConv
+
+
+def test_built_systems_are_kept_and_get_system_is_restored(monkeypatch):
+    quick_start = importlib.import_module("crslab.quick_start.quick_start")
+
+    def factory(**kwargs):  # stands in for CRSLab's get_system
+        return types.SimpleNamespace(**kwargs)
+
+    monkeypatch.setattr(quick_start, "get_system", factory)
+    seen = []
+    with compat.keep_built_systems(seen.append) as systems:
+        built = quick_start.get_system(name="one")
+    assert systems == seen == [built] and built.name == "one"
+    assert quick_start.get_system is factory
+
+
+def test_private_tmpdir_is_used_then_removed_and_tmpdir_restored(monkeypatch):
+    import os
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", "/previous")
+    with compat.private_tmpdir() as tmp:
+        assert os.environ["TMPDIR"] == str(tmp) == tempfile.gettempdir()
+        assert tmp.is_dir()
+    assert not tmp.exists()
+    assert os.environ["TMPDIR"] == "/previous"
+    assert tempfile.tempdir is None
+
+
 STOCK_CHECKS = r"""
 import importlib, json, types, os, tempfile, numpy as np, torch
 out = {}

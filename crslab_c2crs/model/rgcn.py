@@ -5,7 +5,7 @@ PyG's ``RGCNConv`` called with ``x=None`` materialises every relation's weight
 gathers it edge by edge. On the DBpedia KG used by KGSF/KBRD/C2-CRS that is
 more than a gigabyte per forward and dominates training time.
 
-``FastRGCNConv`` computes the same function basis-first. Because the input
+``BasisFirstRGCNConv`` computes the same function basis-first. Because the input
 is the identity, relation ``r``'s message from node ``j`` is simply row ``j``
 of ``W_r = sum_b comp[r, b] * weight[b]``. Only the rows that are actually
 sent -- one per distinct (relation, source) pair -- are built, then a constant
@@ -19,7 +19,6 @@ and shaped exactly like PyG's, so state_dicts are interchangeable.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +32,10 @@ from torch_geometric.nn.inits import glorot, zeros
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", module=__name__)
 
 __all__ = [
-    "FastRGCNConv",
-    "PyGCompatibleFastRGCNConv",
+    "BasisFirstRGCNConv",
+    "PyGCompatibleBasisFirstRGCNConv",
     "build_rgcn",
-    "use_fast_rgcn_in_baselines",
 ]
-
-_BASELINE_MODULES = ("crslab.model.crs.kgsf.kgsf", "crslab.model.crs.kbrd.kbrd")
 
 
 @dataclass(frozen=True)
@@ -165,7 +161,8 @@ class _BasisMessages(torch.autograd.Function):
         select = torch.sparse_csr_tensor(
             adjacency.basis_crow, adjacency.basis_col, values, shape, check_invariants=False
         )
-        ctx.save_for_backward(comp, weight)
+        # backward needs the same per-pair coefficients: saved, not gathered again
+        ctx.save_for_backward(comp, weight, values)
         ctx.adjacency = adjacency
         return select @ weight.view(shape[1], -1)
 
@@ -173,11 +170,10 @@ class _BasisMessages(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_messages: Tensor
     ) -> tuple[Tensor | None, Tensor | None, None]:
-        comp, weight = ctx.saved_tensors
+        comp, weight, values = ctx.saved_tensors
         adjacency = ctx.adjacency
         num_pairs, num_bases = adjacency.pair_source.numel(), comp.shape[1]
         flat_weight = weight.view(num_bases * weight.shape[1], -1)
-        values = comp[adjacency.pair_relation].reshape(-1)
         grad_comp = grad_weight = None
         grad_messages = grad_messages.contiguous()
         if ctx.needs_input_grad[0]:
@@ -198,7 +194,7 @@ class _BasisMessages(torch.autograd.Function):
         return grad_comp, grad_weight, None
 
 
-class FastRGCNConv(nn.Module):
+class BasisFirstRGCNConv(nn.Module):
     """R-GCN layer equal to PyG ``RGCNConv(...)(None, edge_index, edge_type)``.
 
     Featureless input only: node ``i``'s input is the one-hot vector ``e_i``,
@@ -310,7 +306,7 @@ class FastRGCNConv(nn.Module):
             ``(in_channels, out_channels)`` node representations.
         """
         if x is not None:
-            raise ValueError("FastRGCNConv only supports featureless input (x=None)")
+            raise ValueError("BasisFirstRGCNConv only supports featureless input (x=None)")
         adjacency = self._adjacency(edge_index, edge_type)
         if self.comp is not None:
             messages = _BasisMessages.apply(self.comp, self.weight, adjacency)
@@ -334,7 +330,7 @@ class FastRGCNConv(nn.Module):
         )
 
 
-class PyGCompatibleFastRGCNConv(FastRGCNConv):
+class PyGCompatibleBasisFirstRGCNConv(BasisFirstRGCNConv):
     """Drop-in for ``torch_geometric.nn.RGCNConv`` as CRSLab's KGSF/KBRD use it.
 
     Accepts PyG's extra constructor arguments; ``is_sorted`` is only a PyG
@@ -355,7 +351,7 @@ class PyGCompatibleFastRGCNConv(FastRGCNConv):
     ) -> None:
         if num_blocks is not None:
             raise ValueError(
-                "FastRGCNConv does not support block-diagonal decomposition"
+                "BasisFirstRGCNConv does not support block-diagonal decomposition"
             )
         super().__init__(
             in_channels,
@@ -378,22 +374,14 @@ def build_rgcn(
 ) -> nn.Module:
     """Featureless R-GCN encoder, called as ``module(None, edge_index, edge_type)``.
 
-    Returns ``FastRGCNConv`` when ``fast`` else PyG's ``RGCNConv``; both give
+    Returns ``BasisFirstRGCNConv`` when ``fast`` else PyG's ``RGCNConv``; both give
     ``(num_nodes, out_channels)`` outputs and share a state_dict layout.
     ``aggr``: ``"mean"`` (PyG's default, Z_{e,r} = |neighbours under r|) or
     ``"add"`` (Z_{e,r} = 1).
     """
-    cls = FastRGCNConv if fast else RGCNConv
+    cls = BasisFirstRGCNConv if fast else RGCNConv
     return cls(num_nodes, out_channels, num_relations, num_bases=num_bases, aggr=aggr)
 
 
-def use_fast_rgcn_in_baselines(enabled: bool) -> None:
-    """Make CRSLab's KGSF and KBRD build ``PyGCompatibleFastRGCNConv`` (or PyG's again).
-
-    Affects models constructed afterwards. Idempotent.
-    """
-    replacement = PyGCompatibleFastRGCNConv if enabled else RGCNConv
-    for name in _BASELINE_MODULES:
-        # import_module, not attribute access: CRSLab's package __init__ files
-        # star-import classes that shadow these submodules as attributes.
-        importlib.import_module(name).RGCNConv = replacement
+# The former name, still imported by bench/rgcn.py.
+FastRGCNConv = BasisFirstRGCNConv

@@ -1,8 +1,6 @@
-"""FastRGCNConv must be PyG's featureless RGCNConv, only faster."""
+"""BasisFirstRGCNConv must be PyG's featureless RGCNConv, only faster."""
 
 from __future__ import annotations
-
-import importlib
 
 import pytest
 import torch
@@ -10,10 +8,9 @@ from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv
 
 from crslab_c2crs.model.rgcn import (
-    FastRGCNConv,
-    PyGCompatibleFastRGCNConv,
+    BasisFirstRGCNConv,
+    PyGCompatibleBasisFirstRGCNConv,
     build_rgcn,
-    use_fast_rgcn_in_baselines,
 )
 
 PARAMS = ("bias", "comp", "root", "weight")
@@ -39,11 +36,11 @@ def pair(
     num_relations: int,
     num_bases: int | None,
     **kwargs: object,
-) -> tuple[RGCNConv, FastRGCNConv]:
+) -> tuple[RGCNConv, BasisFirstRGCNConv]:
     reference = RGCNConv(
         num_nodes, out, num_relations, num_bases=num_bases, **kwargs
     ).double()
-    fast = FastRGCNConv(
+    fast = BasisFirstRGCNConv(
         num_nodes, out, num_relations, num_bases=num_bases, **kwargs
     ).double()
     fast.load_state_dict(reference.state_dict())
@@ -82,7 +79,7 @@ def test_hand_built_graph_shape_and_values() -> None:
     # messages but takes its single r1 message unscaled.
     edge_index = torch.tensor([[0, 2, 3, 1], [1, 1, 1, 0]])
     edge_type = torch.tensor([0, 0, 1, 1])
-    conv = FastRGCNConv(4, 3, num_relations=2, num_bases=2).double()
+    conv = BasisFirstRGCNConv(4, 3, num_relations=2, num_bases=2).double()
     out = conv(None, edge_index, edge_type)
     assert out.shape == (4, 3)
 
@@ -131,7 +128,7 @@ def test_float32_matches_pyg() -> None:
     torch.manual_seed(6)
     edge_index, edge_type = random_graph(200, 6, 2000, seed=6)
     reference = RGCNConv(200, 16, 6, num_bases=4)
-    fast = FastRGCNConv(200, 16, 6, num_bases=4)
+    fast = BasisFirstRGCNConv(200, 16, 6, num_bases=4)
     fast.load_state_dict(reference.state_dict())
     # comp's gradient sums thousands of float32 terms in a different order
     # than PyG, so allow float32 rounding relative to its O(1) magnitude.
@@ -157,7 +154,7 @@ def test_nodes_without_incoming_edges_of_a_relation() -> None:
 
 def test_state_dict_round_trip_both_ways() -> None:
     reference = RGCNConv(12, 4, 3, num_bases=2)
-    fast = FastRGCNConv(12, 4, 3, num_bases=2)
+    fast = BasisFirstRGCNConv(12, 4, 3, num_bases=2)
     assert {k: v.shape for k, v in fast.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
@@ -167,7 +164,7 @@ def test_state_dict_round_trip_both_ways() -> None:
     for name in PARAMS:
         assert torch.equal(fast.state_dict()[name], reference.state_dict()[name])
 
-    other_fast = FastRGCNConv(12, 4, 3, num_bases=2)
+    other_fast = BasisFirstRGCNConv(12, 4, 3, num_bases=2)
     reference.load_state_dict(other_fast.state_dict())
     for name in PARAMS:
         assert torch.equal(reference.state_dict()[name], other_fast.state_dict()[name])
@@ -177,14 +174,14 @@ def test_init_matches_pyg() -> None:
     torch.manual_seed(8)
     reference = RGCNConv(50, 16, 5, num_bases=3)
     torch.manual_seed(8)
-    fast = FastRGCNConv(50, 16, 5, num_bases=3)
+    fast = BasisFirstRGCNConv(50, 16, 5, num_bases=3)
     for name in PARAMS:
         assert torch.equal(fast.state_dict()[name], reference.state_dict()[name])
 
 
 def test_adjacency_is_cached_per_graph() -> None:
     edge_index, edge_type = random_graph(15, 3, 60, seed=9)
-    conv = FastRGCNConv(15, 4, 3, num_bases=2)
+    conv = BasisFirstRGCNConv(15, 4, 3, num_bases=2)
     first = conv._adjacency(edge_index, edge_type)
     assert conv._adjacency(edge_index, edge_type) is first
     assert conv._adjacency(edge_index.clone(), edge_type) is not first
@@ -193,41 +190,19 @@ def test_adjacency_is_cached_per_graph() -> None:
 
 
 def test_rejects_features_and_out_of_range_nodes() -> None:
-    conv = FastRGCNConv(4, 2, 2, num_bases=1)
+    conv = BasisFirstRGCNConv(4, 2, 2, num_bases=1)
     edge_index, edge_type = torch.tensor([[0], [1]]), torch.tensor([0])
     with pytest.raises(ValueError, match="featureless"):
         conv(torch.eye(4), edge_index, edge_type)
     with pytest.raises(ValueError, match="node 4"):
         conv(None, torch.tensor([[4], [0]]), edge_type)
     with pytest.raises(ValueError, match="block-diagonal"):
-        PyGCompatibleFastRGCNConv(4, 2, 2, num_blocks=2)
+        PyGCompatibleBasisFirstRGCNConv(4, 2, 2, num_blocks=2)
 
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_build_rgcn(fast: bool) -> None:
     module = build_rgcn(9, 5, 3, 2, fast=fast)
-    assert type(module) is (FastRGCNConv if fast else RGCNConv)
+    assert type(module) is (BasisFirstRGCNConv if fast else RGCNConv)
     edge_index, edge_type = random_graph(9, 3, 20, seed=10)
     assert module(None, edge_index, edge_type).shape == (9, 5)
-
-
-def test_baseline_switch() -> None:
-    kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd")
-    kgsf = importlib.import_module("crslab.model.crs.kgsf.kgsf")
-    try:
-        for _ in range(2):
-            use_fast_rgcn_in_baselines(True)
-            assert kbrd.RGCNConv is PyGCompatibleFastRGCNConv
-            assert kgsf.RGCNConv is PyGCompatibleFastRGCNConv
-        # Exactly how KGSF (positional num_bases) and KBRD build and call it.
-        encoder = kgsf.RGCNConv(6, 4, 2, 2)
-        assert isinstance(encoder, FastRGCNConv)
-        assert encoder.num_bases == 2
-        edge_index, edge_type = random_graph(6, 2, 12, seed=11)
-        assert encoder(None, edge_index, edge_type).shape == (6, 4)
-        assert isinstance(kbrd.RGCNConv(6, 4, 2, num_bases=2), FastRGCNConv)
-    finally:
-        for _ in range(2):
-            use_fast_rgcn_in_baselines(False)
-    assert kbrd.RGCNConv is RGCNConv
-    assert kgsf.RGCNConv is RGCNConv
