@@ -183,18 +183,19 @@ def register_config_check(model: str, check: Callable[[Mapping[str, Any], str], 
     _MODEL_CHECKS.setdefault(model, []).append(check)
 
 
-def _bad(key: str, value: Any, expected: str, source: str) -> ConfigError:
+def bad_value(key: str, value: Any, expected: str, source: str) -> ConfigError:
+    """The error for a ``value`` of ``key`` (read from ``source``) that is not ``expected``."""
     return ConfigError(f"{key}: {value!r} is not {expected}; correct it in {source} or with --set {key}=VALUE")
 
 
 def _check_int(key: str, value: Any, minimum: int, source: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _bad(key, value, f"an integer >= {minimum}", source)
+        raise bad_value(key, value, f"an integer >= {minimum}", source)
 
 
 def _check_bool(key: str, value: Any, source: str) -> None:
     if not isinstance(value, bool):
-        raise _bad(key, value, "true or false", source)
+        raise bad_value(key, value, "true or false", source)
 
 
 def _is_number(value: Any) -> bool:
@@ -209,7 +210,8 @@ def _looks_numeric(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def _choice_error(key: str, value: Any, choices: Iterable[str], what: str, source: str) -> ConfigError:
+def choice_error(key: str, value: Any, choices: Iterable[str], what: str, source: str) -> ConfigError:
+    """The error for a ``value`` of ``key`` that is not one of ``choices`` (named ``what``), with a "did you mean"."""
     choices = sorted(choices)
     close = difflib.get_close_matches(str(value), choices, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
@@ -242,7 +244,7 @@ def _named(key: str, spec: Any, classes: Mapping[str, type], what: str, example:
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ConfigError(f"{key}: {spec!r} is not a mapping with a name, e.g. {example}; correct it in {source}")
     if spec["name"] not in classes:
-        raise _choice_error(f"{key}.name", spec["name"], classes, what, source)
+        raise choice_error(f"{key}.name", spec["name"], classes, what, source)
     return classes[spec["name"]], {k: v for k, v in spec.items() if k != "name"}
 
 
@@ -262,7 +264,7 @@ def _check_optimizer(stage: str, spec: Any, source: str) -> Any:
     cls, kwargs = _named(key, spec, _optimizer_classes(), "optimizer", "{name: Adam, lr: 0.001}", source)
     if "lr" in kwargs and not (_is_number(kwargs["lr"]) and kwargs["lr"] > 0):
         hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if _looks_numeric(kwargs["lr"]) else ""
-        raise _bad(f"{key}.lr", kwargs["lr"], f"a number > 0{hint}", source)
+        raise bad_value(f"{key}.lr", kwargs["lr"], f"a number > 0{hint}", source)
     return _try_build(key, spec["name"], kwargs, lambda: cls([torch.nn.Parameter(torch.zeros(1))], **kwargs),
                       source)
 
@@ -297,12 +299,12 @@ def _check_stage(stage: str, section: Any, source: str) -> None:
         elif key in STAGE_BOOL_KEYS:
             _check_bool(name, value, source)
     if "stop_mode" in section and section["stop_mode"] not in STOP_MODES:
-        raise _choice_error(f"{stage}.stop_mode", section["stop_mode"], STOP_MODES, "stop mode", source)
+        raise choice_error(f"{stage}.stop_mode", section["stop_mode"], STOP_MODES, "stop mode", source)
     if section.get("early_stop") and "stop_mode" not in section:
         raise ConfigError(f"{stage}.early_stop is true but {stage}.stop_mode is missing: add stop_mode: max or "
                           f"min in {source}")
     if "gradient_clip" in section and not _is_number(section["gradient_clip"]):
-        raise _bad(f"{stage}.gradient_clip", section["gradient_clip"], "a number (<= 0: no clipping)", source)
+        raise bad_value(f"{stage}.gradient_clip", section["gradient_clip"], "a number (<= 0: no clipping)", source)
     optimizer = _check_optimizer(stage, section["optimizer"], source)
     if section.get("lr_scheduler") is not None:
         _check_scheduler(stage, section["lr_scheduler"], optimizer, source)
@@ -327,39 +329,15 @@ def check_config(opt: Mapping[str, Any], source: str) -> None:
             _check_bool(key, opt[key], source)
     if "seed" in opt and (isinstance(opt["seed"], bool) or not isinstance(opt["seed"], int)
                           or not _SEED_RANGE[0] <= opt["seed"] <= _SEED_RANGE[1]):
-        raise _bad("seed", opt["seed"], f"an integer from {_SEED_RANGE[0]} to {_SEED_RANGE[1]}", source)
+        raise bad_value("seed", opt["seed"], f"an integer from {_SEED_RANGE[0]} to {_SEED_RANGE[1]}", source)
     if "scale" in opt and not (_is_number(opt["scale"]) and 0 < opt["scale"] <= 1):
-        raise _bad("scale", opt["scale"], "a fraction of the data in (0, 1]", source)
+        raise bad_value("scale", opt["scale"], "a fraction of the data in (0, 1]", source)
     for key in ("checkpoint_dir", "model_file", "log_name"):
         value = opt.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip() or Path(value).is_absolute()
                                   or ".." in Path(value).parts):
-            raise _bad(key, value, "a relative name inside the save/log folder (no '..')", source)
+            raise bad_value(key, value, "a relative name inside the save/log folder (no '..')", source)
     for stage in sorted(_MODEL_STAGES[model]):
         _check_stage(stage, opt.get(stage), source)
     for check in _MODEL_CHECKS.get(model, ()):
         check(opt, source)
-
-
-def _check_c2crs(opt: Mapping[str, Any], source: str) -> None:
-    """C2-CRS's own keys: start stage, ablation, frozen encoders, and the model options (typed by C2CRSConfig,
-    built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
-    from crslab_c2crs.model.c2crs.config import C2CRSConfig
-    from crslab_c2crs.model.c2crs.model import FREEZABLE
-    from crslab_c2crs.system.c2crs import ABLATIONS, STAGES
-
-    if (opt.get("start_stage") or STAGES[0]) not in STAGES:
-        raise _choice_error("start_stage (--stage)", opt["start_stage"], STAGES, "stage", source)
-    if (opt.get("ablation") or "none") not in ABLATIONS:
-        raise _choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
-    frozen = opt.get("conv_freeze") or []
-    if not isinstance(frozen, list) or not set(frozen) <= set(FREEZABLE):
-        raise _bad("conv_freeze", frozen, f"a list of parts among {list(FREEZABLE)}", source)
-    placeholder_vocab = {"vocab_size": 4, "n_entity": 2, "pad": 0, "start": 1, "end": 2, "pad_entity": 0}
-    try:
-        C2CRSConfig.from_opt(opt, placeholder_vocab, {"entity_kg": {"n_relation": 1}})
-    except ConfigError as err:
-        raise ConfigError(f"{err}; correct it in {source} or with --set") from None
-
-
-register_config_check("C2CRS", _check_c2crs)

@@ -29,6 +29,7 @@ import torch
 
 from crslab.data.dataloader.base import BaseDataLoader
 from crslab.data.dataloader.utils import add_start_end_token_idx, padded_tensor, truncate
+from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.registry import register_dataloader
 
 Sample = Dict[str, Any]
@@ -48,7 +49,7 @@ class C2CRSDataLoader(BaseDataLoader):
         self.start_token_idx = vocab["start"]
         self.end_token_idx = vocab["end"]
         self.pad_entity_idx = vocab["pad_entity"]
-        self.response_truncate = opt.get("response_truncate", 30)
+        self.response_truncate = SampleOptions.from_opt(opt).response_truncate
         self.entity_truncate: Optional[int] = opt.get("entity_truncate", None)
         self._recommender_turns: Optional[List[Sample]] = None
         self._item_samples: Optional[List[Sample]] = None

@@ -5,14 +5,16 @@ the side files written by ``python -m crslab_c2crs.data build redial``: ``c2crs_
 ``c2crs_reviews.json``. Sample order and the stock fields are exactly CRSLab's; each sample also gets:
 
 * ``context_seq`` (``List[int]``): each context turn (after CRSLab's same-role merge) as token ids followed
-  by ``end`` (2), concatenated; only the last ``opt['context_truncate']`` (default 256) ids are kept;
+  by ``end`` (2), concatenated; only the last ``opt['context_truncate']`` ids are kept;
 * ``context_mentions`` (``List[Tuple[int, int, int]]``): ``(start, end, entity_id)`` spans of ``context_seq``
   for every ``@`` movie and linked entity mention of the context, ordered by position; a mention cut
   (even partly) by the truncation is dropped;
 * ``review_sentences`` (``List[Tuple[int, List[int]]]``): ``(entity_id, token_ids)``; of the context entities
-  that have review sentences, the ``opt['review_entity_limit']`` (8) most recently mentioned (most recent
+  that have review sentences, the ``opt['review_entity_limit']`` most recently mentioned (most recent
   first, recency = end of the entity's last mention in the untruncated context), each with its top
-  ``opt['nb_review']`` (1) ranked sentences cut to ``opt['info_truncate']`` (40) ids, no start/end tokens.
+  ``opt['nb_review']`` ranked sentences cut to ``opt['info_truncate']`` ids, no start/end tokens.
+
+The options and their defaults are :class:`~crslab_c2crs.data.options.SampleOptions`.
 
 ``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each word occurs in the responses
 the conversation stage learns (Recommender turns of the training split); START, END, PAD and UNK are not words
@@ -34,6 +36,7 @@ import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
+from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.paths import build_hint
 from crslab_c2crs.registry import register_dataset
@@ -124,21 +127,26 @@ def select_review_sentences(entities: Sequence[int], reviews: Mapping[int, Seque
     return selected
 
 
-class C2CRSFieldsMixin:
-    """What ``ReDialReview`` and ``TGReDialReview`` add to CRSLab's samples (see module docstring).
+def c2crs_fields(turn_tokens: Sequence[Sequence[int]], turn_mentions: Sequence[Sequence[Mention]], end_idx: int,
+                 reviews: Mapping[int, Sequence[Sequence[int]]], options: SampleOptions) -> Dict[str, Any]:
+    """The C2-CRS fields of a context of turns (token ids and mention spans per turn): ``context_seq``,
+    ``context_mentions`` and ``review_sentences`` (see the module docstring)."""
+    context_seq, context_mentions = truncate_context(turn_tokens, turn_mentions, end_idx, options.context_truncate)
+    entities = recent_entities(turn_mentions, [len(tokens) for tokens in turn_tokens])
+    return {"context_seq": context_seq, "context_mentions": context_mentions,
+            "review_sentences": select_review_sentences(entities, reviews, options.review_entity_limit,
+                                                        options.nb_review, options.info_truncate)}
 
-    Options read from ``opt``: ``context_truncate`` (256), ``review_entity_limit`` (8), ``nb_review`` (1),
-    ``info_truncate`` (40).
-    """
+
+class C2CRSFieldsMixin:
+    """What ``ReDialReview`` and ``TGReDialReview`` add to CRSLab's samples (see module docstring), cut as the
+    :class:`~crslab_c2crs.data.options.SampleOptions` of ``opt`` say."""
 
     special_token_idx: Dict[str, int]
 
     def _read_c2crs_options(self, opt: Mapping[str, Any]) -> None:
         # called before CRSLab's __init__, which loads and processes everything
-        self.context_truncate = int(opt.get("context_truncate", None) or 256)
-        self.review_entity_limit = int(opt.get("review_entity_limit", 8))
-        self.nb_review = int(opt.get("nb_review", 1))
-        self.info_truncate = int(opt.get("info_truncate", 40))
+        self.sample_options = SampleOptions.from_opt(opt)
 
     def _use_review_corpus(self, corpus: Mapping[str, Any]) -> None:
         """Keep the ranked sentence ids of a ``c2crs_reviews.json`` document."""
@@ -153,16 +161,9 @@ class C2CRSFieldsMixin:
         one sample per turn after the first), with ``context_seq``, ``context_mentions`` and ``review_sentences``."""
         end_idx = self.special_token_idx["end"]
         for k, sample in enumerate(samples):
-            context_tokens, context_mentions = turn_tokens[:k + 1], turn_mentions[:k + 1]
-            sample["context_seq"], sample["context_mentions"] = truncate_context(
-                context_tokens, context_mentions, end_idx, self.context_truncate)
-            sample["review_sentences"] = self._review_sentences(
-                recent_entities(context_mentions, [len(tokens) for tokens in context_tokens]))
+            sample.update(c2crs_fields(turn_tokens[:k + 1], turn_mentions[:k + 1], end_idx, self.reviews,
+                                       self.sample_options))
         return samples
-
-    def _review_sentences(self, entities: List[int]) -> List[Tuple[int, List[int]]]:
-        return select_review_sentences(entities, self.reviews, self.review_entity_limit, self.nb_review,
-                                       self.info_truncate)
 
 
 @register_dataset("ReDialReview", language="en")

@@ -10,6 +10,8 @@ from typing import Any, Dict, List
 
 import torch
 
+from crslab_c2crs.data.dataset import c2crs_fields
+from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.interactive.session import ChatSession
 
 
@@ -77,7 +79,13 @@ class KBRDAdapter(Adapter):
 
 class C2CRSAdapter(Adapter):
     def _sample(self, session: ChatSession) -> Dict[str, Any]:
-        return self.system.interactive_sample(session)
+        """The live conversation as a ReDialReview sample (the same fields as the dataset's)."""
+        turns = session.utterances
+        sample = session.crslab_sample()
+        sample.update(c2crs_fields([turn.token_ids for turn in turns], [turn.mentions for turn in turns],
+                                   self.system.end_token_idx, self.system.side_data.get("entity_reviews", {}),
+                                   SampleOptions.from_opt(self.system.opt)))
+        return sample
 
     def _rec_batch(self, sample: Dict[str, Any]):
         # the C2-CRS loader batches {"sample", "item"} entries that share one sample dict

@@ -12,9 +12,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 from crslab_c2crs.data.movies import Movie
+from crslab_c2crs.data.options import DEFAULTS
 from crslab_c2crs.interactive.linker import MovieLinker, TitleMatch
 
-MAX_TURN_TOKENS = 256
+MAX_TURN_TOKENS = DEFAULTS.context_truncate
 _detokenizer = TreebankWordDetokenizer()
 
 

@@ -26,28 +26,11 @@ from crslab.evaluator.metrics.gen import PPLMetric
 from crslab.system.base import BaseSystem
 from crslab.system.utils.functions import ind2txt
 from crslab_c2crs.checkpoints import load_into, load_state, save_state
-from crslab_c2crs.config import register_config_keys
 from crslab_c2crs.errors import ConfigError
-from crslab_c2crs.model.c2crs.config import C2CRSConfig
-from crslab_c2crs.model.c2crs.model import C2CRSModel
+from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.paths import checkpoint_dir
-from crslab_c2crs.registry import register_model, register_system
+from crslab_c2crs.registry import register_system
 from crslab_c2crs.reproducibility import seed_everything
-
-STAGES = ("coarse", "fine", "rec", "conv")
-ABLATIONS = {
-    "none": {},
-    "no_coarse": {"skip": ("coarse",), "coarse_lambda": 0.0},
-    "no_fine": {"skip": ("fine",)},
-    "no_pretrain": {"skip": ("coarse", "fine")},
-    "multitask": {"skip": ("coarse", "fine"), "multitask": True},
-    "no_history": {"use_history": False},
-    "no_kg": {"use_kg": False},
-    "no_review": {"use_review": False},
-}
-SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "review_entity_limit", "nb_review", "info_truncate")
-register_model("C2CRS")(C2CRSModel)
-register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS), STAGES)
 
 
 @register_system("C2CRS")
@@ -56,17 +39,12 @@ class C2CRSSystem(BaseSystem):
 
     def __init__(self, opt, train_dataloader, valid_dataloader, test_dataloader, vocab, side_data,
                  restore_system=False, interact=False, debug=False, tensorboard=False):
-        ablation = opt.get("ablation", "none") or "none"
-        if ablation not in ABLATIONS:
-            raise ConfigError(f"ablation: unknown value {ablation!r}; choose one of {sorted(ABLATIONS)}")
-        self.ablation = ABLATIONS[ablation]
+        # ablation and start_stage were checked with the config, before any data was loaded
+        self.ablation = ABLATIONS[opt.get("ablation") or "none"]
         for flag in ("use_history", "use_kg", "use_review", "coarse_lambda"):
             if flag in self.ablation:
                 opt[flag] = self.ablation[flag]
-        start_stage = opt.get("start_stage", "coarse") or "coarse"
-        if start_stage not in STAGES:
-            raise ConfigError(f"start_stage/--stage: unknown stage {start_stage!r}; choose one of {STAGES}")
-        self.start_stage = start_stage
+        self.start_stage = opt.get("start_stage") or STAGES[0]
         super().__init__(opt, train_dataloader, valid_dataloader, test_dataloader, vocab, side_data,
                          restore_system, interact, debug, tensorboard)
         if isinstance(self.model, torch.nn.DataParallel):
@@ -236,21 +214,6 @@ class C2CRSSystem(BaseSystem):
             if self._stage_opt(stage)["epoch"] <= 0 and stage not in ("rec", "conv"):
                 continue
             self.run_stage(stage)
-
-    def interactive_sample(self, session) -> Dict[str, Any]:
-        """The live conversation of ``session`` as a ReDialReview sample (same fields as the dataset's)."""
-        from crslab_c2crs.data.dataset import recent_entities, select_review_sentences, truncate_context
-
-        turns = session.utterances
-        tokens = [turn.token_ids for turn in turns]
-        mentions = [turn.mentions for turn in turns]
-        sample = session.crslab_sample()
-        sample["context_seq"], sample["context_mentions"] = truncate_context(
-            tokens, mentions, self.end_token_idx, self.opt.get("context_truncate", 256))
-        sample["review_sentences"] = select_review_sentences(
-            recent_entities(mentions, [len(t) for t in tokens]), self.side_data.get("entity_reviews", {}),
-            self.opt.get("review_entity_limit", 8), self.opt.get("nb_review", 1), self.opt.get("info_truncate", 40))
-        return sample
 
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import chat

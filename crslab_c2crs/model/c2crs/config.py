@@ -1,10 +1,15 @@
-"""Typed, validated hyper-parameters of the C2-CRS model (Hugging Face style configuration object)."""
+"""C2-CRS's configuration, in one place: the model's typed, validated hyper-parameters (:class:`C2CRSConfig`,
+a Hugging Face style configuration object), the stages and ablations the system runs, every config key a C2-CRS
+run reads (declared to :func:`crslab_c2crs.config.register_config_keys`) and the check of their values that runs
+before any data is loaded (:func:`check_c2crs_options`)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from crslab_c2crs.config import bad_value, choice_error, register_config_check, register_config_keys
+from crslab_c2crs.data.options import DEFAULTS, SampleOptions
 from crslab_c2crs.errors import ConfigError
 
 # CRSLab / reference spellings of our option names; both are accepted in the YAML.
@@ -15,6 +20,23 @@ OPT_ALIASES: Mapping[str, str] = {
     "token_freq_th": "token_freq_beta",
     "coarse_weight_th": "token_freq_gamma",
 }
+
+# The system's stages, in order (each a config section), and the ablations of the paper's Table 4.
+STAGES = ("coarse", "fine", "rec", "conv")
+ABLATIONS = {
+    "none": {},
+    "no_coarse": {"skip": ("coarse",), "coarse_lambda": 0.0},
+    "no_fine": {"skip": ("fine",)},
+    "no_pretrain": {"skip": ("coarse", "fine")},
+    "multitask": {"skip": ("coarse", "fine"), "multitask": True},
+    "no_history": {"use_history": False},
+    "no_kg": {"use_kg": False},
+    "no_review": {"use_review": False},
+}
+# The encoders the conv stage may keep fixed (``conv_freeze``).
+FREEZABLE = ("kg", "history")
+# Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
+SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation")
 
 KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 KG_AGGREGATIONS = ("mean", "sum")
@@ -87,7 +109,7 @@ class C2CRSConfig:
     n_positions: int = 1024
     embeddings_scale: bool = True
     learn_positional_embeddings: bool = False
-    response_truncate: int = 30
+    response_truncate: int = DEFAULTS.response_truncate
     token_freq_beta: float = 1500.0
     token_freq_gamma: float = 0.02
     use_history: bool = True
@@ -186,3 +208,25 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
     if name == "head_norm" and value not in HEAD_NORMS:
         raise ConfigError(f"C2CRS option 'head_norm' must be one of {HEAD_NORMS}, got {value!r}")
     return value
+
+
+def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
+    """C2-CRS's own keys: start stage, ablation, frozen encoders, and the model options (typed by C2CRSConfig,
+    built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
+    if (opt.get("start_stage") or STAGES[0]) not in STAGES:
+        raise choice_error("start_stage (--stage)", opt["start_stage"], STAGES, "stage", source)
+    if (opt.get("ablation") or "none") not in ABLATIONS:
+        raise choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
+    frozen = opt.get("conv_freeze") or []
+    if not isinstance(frozen, list) or not set(frozen) <= set(FREEZABLE):
+        raise bad_value("conv_freeze", frozen, f"a list of parts among {list(FREEZABLE)}", source)
+    placeholder_vocab = {"vocab_size": 4, "n_entity": 2, "pad": 0, "start": 1, "end": 2, "pad_entity": 0}
+    try:
+        C2CRSConfig.from_opt(opt, placeholder_vocab, {"entity_kg": {"n_relation": 1}})
+    except ConfigError as err:
+        raise ConfigError(f"{err}; correct it in {source} or with --set") from None
+
+
+register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS)
+                     | {field.name for field in dataclasses.fields(SampleOptions)}, STAGES)
+register_config_check("C2CRS", check_c2crs_options)

@@ -20,7 +20,7 @@ import torch
 from crslab.model.base import BaseModel
 from torch import Tensor, nn
 
-from crslab_c2crs.model.c2crs.config import C2CRSConfig
+from crslab_c2crs.model.c2crs.config import FREEZABLE, C2CRSConfig
 from crslab_c2crs.model.c2crs.contrastive import (
     ContrastiveHeads,
     FineUnits,
@@ -41,13 +41,13 @@ from crslab_c2crs.model.c2crs.encoders import (
     mention_representations,
 )
 from crslab_c2crs.model.c2crs.recommender import Recommender
+from crslab_c2crs.registry import register_model
 
 Batch = Mapping[str, Tensor]
 PRETRAIN_LEVELS = ("coarse", "fine", "multitask")
 STAGES = ("pretrain_coarse", "pretrain_fine", "pretrain_multitask", "rec", "conv")
 # CRSLab's systems say "val" for validation; "valid" is accepted too.
 MODES = ("train", "valid", "val", "test")
-FREEZABLE = ("kg", "history")
 
 
 class Encodings(NamedTuple):
@@ -79,6 +79,7 @@ def init_token_embedding(
     return embedding
 
 
+@register_model("C2CRS")
 class C2CRSModel(BaseModel):
     """C2-CRS (Zhou et al., WSDM 2022) for CRSLab.
 
