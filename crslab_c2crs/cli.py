@@ -93,8 +93,9 @@ def check_run(args: argparse.Namespace, opt: Dict[str, Any]) -> None:
     if opt.get("embedding") and opt["dataset"] in ("ReDial", "ReDialReview"):
         import crslab.config
         from crslab_c2crs.data.builder.word2vec import check_word_vectors
+        from crslab_c2crs.data.layout import redial_dir
 
-        check_word_vectors(Path(crslab.config.DATASET_PATH) / "redial" / opt["tokenize"], opt["embedding"])
+        check_word_vectors(redial_dir(Path(crslab.config.DATASET_PATH).parent, opt["tokenize"]), opt["embedding"])
     if args.results:
         check_output_file(Path(args.results), "--results")
     if args.dump_predictions:

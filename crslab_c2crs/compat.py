@@ -93,7 +93,7 @@ def patch_metric_numbers() -> None:
 
 def offline_tokenize(text: str) -> List[str]:
     """Tokenize one user turn like the ReDial training data, without any nltk data package."""
-    from crslab_c2crs.data.builder.tokenize import tokenize
+    from crslab_c2crs.data.tokenize import tokenize
 
     return tokenize(text)
 

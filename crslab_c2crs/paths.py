@@ -122,11 +122,11 @@ def build_hint(dpath: str) -> str:
                 f"the plugin's side files (movie table, review corpus, stand-in KGSF copy mask) with: python -m "
                 f"crslab_c2crs.data build tgredial --data-root {anchor.parent} --reviews REVIEWS.jsonl")
     if anchor is not None and ("redial" in path.parts or "kgsf" in path.parts):
-        from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
+        from crslab_c2crs.data.layout import redial_dir, redial_kgsf_dir
 
         root = anchor.parent
         # The builder writes both folders and refuses existing ones without --force (which moves them aside).
-        partial = [folder for folder in (dataset_dir(root), kgsf_dir(root)) if folder.exists()]
+        partial = [folder for folder in (redial_dir(root), redial_kgsf_dir(root)) if folder.exists()]
         force = (f" --force (this moves the existing {', '.join(map(str, partial))} aside, nothing is deleted)"
                  if partial else "")
         return (f"Build it offline from raw ReDial with: python -m crslab_c2crs.data build redial "

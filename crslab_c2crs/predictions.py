@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import crslab.config
 from crslab_c2crs.atomic import atomic_write
+from crslab_c2crs.data.layout import redial_dir
 from crslab_c2crs.data.movies import Movie, load_movies
 from crslab_c2crs.errors import ConfigError, MissingDataError
 from crslab_c2crs.evaluator import C2CRSEvaluator, GenPrediction, RecPrediction
@@ -85,7 +86,7 @@ def prediction_lines(system: Any) -> Iterator[Dict[str, Any]]:
     evaluator = system.evaluator
     if not isinstance(evaluator, C2CRSEvaluator) or not evaluator.record_test or evaluator.items is None:
         raise RuntimeError("the evaluator did not record the test set; attach(system, record_test=True) first")
-    dpath = os.path.join(crslab.config.DATASET_PATH, "redial", system.opt["tokenize"])
+    dpath = str(redial_dir(Path(crslab.config.DATASET_PATH).parent, system.opt["tokenize"]))
     with open(os.path.join(dpath, "test_data.json"), encoding="utf-8") as handle:
         conversations = json.load(handle)
     samples = system.test_dataloader.dataset

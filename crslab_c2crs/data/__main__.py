@@ -11,10 +11,10 @@ from typing import List, Optional
 from loguru import logger
 
 from crslab_c2crs.data.builder import build_redial
-from crslab_c2crs.data.builder.linking import DEFAULT_THRESHOLD
-from crslab_c2crs.data.builder.redial import STATS_FILE, dataset_dir
 from crslab_c2crs.data.builder.stats import format_table
 from crslab_c2crs.data.builder.tgredial import build_tgredial
+from crslab_c2crs.data.layout import STATS_FILE, redial_dir
+from crslab_c2crs.data.linking import DEFAULT_THRESHOLD
 from crslab_c2crs.errors import PluginError
 from crslab_c2crs.paths import DEFAULT_RAW, resolve_data_root
 
@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\n".join(f"{key}: {value}" for key, value in stats.items()))
     else:
         print(format_table(stats))
-        print(f"statistics saved to {dataset_dir(data_root) / STATS_FILE}")
+        print(f"statistics saved to {redial_dir(data_root) / STATS_FILE}")
     logger.info(f"build finished in {time.monotonic() - started:.1f} s")
     return 0
 

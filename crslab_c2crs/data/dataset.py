@@ -36,6 +36,7 @@ import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
+from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, SPLITS, mentions_file, redial_kgsf_dir
 from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.paths import build_hint
@@ -43,11 +44,6 @@ from crslab_c2crs.registry import register_dataset
 
 # CRSLab's package __init__ star-imports shadow submodules, so the module is fetched by name.
 _redial = importlib.import_module("crslab.data.dataset.redial.redial")
-
-REVIEWS_FILE = "c2crs_reviews.json"
-COPY_MASK_FILE = "copy_mask.npy"
-MENTIONS_FILE = "c2crs_mentions_{split}.json"
-SPLITS = ("train", "valid", "test")
 
 Mention = Tuple[int, int, int]
 
@@ -184,7 +180,7 @@ class ReDialReviewDataset(C2CRSFieldsMixin, _redial.ReDialDataset):
 
     def _load_raw_data(self):
         train_data, valid_data, test_data = super()._load_raw_data()
-        self.mentions = {split: self._side_file(MENTIONS_FILE.format(split=split))["conversations"]
+        self.mentions = {split: self._side_file(mentions_file(split))["conversations"]
                          for split in SPLITS}
         self._use_review_corpus(self._side_file(REVIEWS_FILE))
         logger.debug(f"[Load C2-CRS mentions and {len(self.reviews)} entity review lists from {self.dpath}]")
@@ -202,7 +198,7 @@ class ReDialReviewDataset(C2CRSFieldsMixin, _redial.ReDialDataset):
 
     def _process_split(self, split: str, raw_data: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         mentions = self.mentions[split]
-        path = os.path.join(self.dpath, MENTIONS_FILE.format(split=split))
+        path = os.path.join(self.dpath, mentions_file(split))
         samples: List[Dict[str, Any]] = []
         for conversation in tqdm(raw_data):
             conv_id = str(conversation["conv_id"])
@@ -223,10 +219,8 @@ class ReDialReviewDataset(C2CRSFieldsMixin, _redial.ReDialDataset):
     def _copy_mask(self) -> np.ndarray:
         import crslab.config
 
-        from crslab_c2crs.data.builder import kgsf_dir
-
         # the data root is the parent of CRSLab's dataset folder, which this dataset was read from
-        path = kgsf_dir(Path(crslab.config.DATASET_PATH).parent) / COPY_MASK_FILE
+        path = redial_kgsf_dir(Path(crslab.config.DATASET_PATH).parent) / COPY_MASK_FILE
         if not path.is_file():
             raise MissingDataError(f"copy mask {path} not found. {build_hint(self.dpath)}")
         mask = np.load(path).astype(bool)

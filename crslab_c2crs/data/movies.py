@@ -12,9 +12,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
+from crslab_c2crs.data.layout import MOVIES_FILE
 from crslab_c2crs.errors import MissingDataError
 
-MOVIES_FILE = "movies.json"
 TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 

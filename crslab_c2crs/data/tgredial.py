@@ -27,6 +27,7 @@ import numpy as np
 from loguru import logger
 
 from crslab_c2crs.data.dataset import C2CRSFieldsMixin, Mention, response_word_counts
+from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, tgredial_dir, tgredial_kgsf_dir
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.paths import build_hint
 from crslab_c2crs.registry import register_dataset
@@ -52,9 +53,6 @@ CRSLAB_FILES: Dict[str, str] = {
     "user2history.json": "interaction history per 'conv_id/local_id'",
     "user2profile.json": "profile sentences per user_id",
 }
-REVIEWS_FILE = "c2crs_reviews.json"
-MOVIES_FILE = "c2crs_movies.json"
-COPY_MASK_FILE = "copy_mask.npy"
 KGSF_MASK_ZIP = "kgsf_tgredial.zip"
 OPEN_TITLE, CLOSE_TITLE = "《", "》"
 
@@ -80,11 +78,6 @@ def crslab_file_help() -> Dict[str, str]:
     """What each CRSLab file is, and the release it comes with."""
     return {name: f"{what} (CRSLab's {CRSLAB_ZIP}, resource {RESOURCE_VERSION})"
             for name, what in CRSLAB_FILES.items()}
-
-
-def kgsf_dir(data_root: Path) -> Path:
-    """Where CRSLab's KGSF keeps its TG-ReDial copy mask (``copy_mask.npy``, resource version 0.2)."""
-    return Path(data_root) / "model" / "kgsf" / "TGReDial"
 
 
 def plain_title(name: str) -> str:
@@ -190,7 +183,7 @@ class TGReDialDataset(_tgredial.TGReDialDataset):
     def __init__(self, opt, tokenize, restore=False, save=False):
         if not restore:
             # CRSLab opens the files one by one as it goes: name every missing one before it starts
-            self.dpath = os.path.join(_tgredial.DATASET_PATH, "tgredial", tokenize)
+            self.dpath = str(tgredial_dir(Path(_tgredial.DATASET_PATH).parent, tokenize))
             check_files(self.dpath, *self.required_files())
         super().__init__(opt, tokenize, restore, save)
 
@@ -219,7 +212,7 @@ class TGReDialReviewDataset(C2CRSFieldsMixin, TGReDialDataset):
     @property
     def copy_mask_path(self) -> str:
         # the data root is the parent of CRSLab's dataset folder
-        return str(kgsf_dir(Path(_tgredial.DATASET_PATH).parent) / COPY_MASK_FILE)
+        return str(tgredial_kgsf_dir(Path(_tgredial.DATASET_PATH).parent) / COPY_MASK_FILE)
 
     def _copy_mask(self) -> np.ndarray:
         mask = np.load(self.copy_mask_path).astype(bool)

@@ -8,19 +8,20 @@ model folders.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import IO, List, Optional
 
 from loguru import logger
 
 import crslab.config
 import crslab.data
-from crslab_c2crs.data.builder.linking import entity_label
-from crslab_c2crs.data.builder.tokenize import is_movie_token
+from crslab_c2crs.data.layout import redial_dir
+from crslab_c2crs.data.linking import EntityLinker, entity_label
 from crslab_c2crs.data.movies import load_movies
+from crslab_c2crs.data.tokenize import is_movie_token, tokenize
 from crslab_c2crs.interactive.adapters import Adapter, adapter_for
 from crslab_c2crs.interactive.linker import MovieLinker
 from crslab_c2crs.interactive.session import ChatSession
@@ -35,10 +36,7 @@ def build_session(system) -> ChatSession:
         from crslab_c2crs.interactive import chinese
 
         return chinese.build_session(system)
-    from crslab_c2crs.data.builder.linking import EntityLinker
-    from crslab_c2crs.data.builder.tokenize import tokenize
-
-    dpath = os.path.join(crslab.config.DATASET_PATH, "redial", system.opt["tokenize"])
+    dpath = str(redial_dir(Path(crslab.config.DATASET_PATH).parent, system.opt["tokenize"]))
     vocab = system.vocab
     entity_linker = EntityLinker.from_dataset_dir(dpath)
     return ChatSession(

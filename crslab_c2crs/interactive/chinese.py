@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -23,7 +24,8 @@ from rapidfuzz import fuzz, process
 import crslab.config
 from crslab_c2crs.data.jieba_tokenize import ChineseTokenizer
 from crslab_c2crs.data.movies import Movie
-from crslab_c2crs.data.tgredial import MOVIES_FILE, surface_key, title_spans
+from crslab_c2crs.data.layout import TGREDIAL_MOVIES_FILE, tgredial_dir
+from crslab_c2crs.data.tgredial import surface_key, title_spans
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.interactive.linker import TitleMatch
 from crslab_c2crs.interactive.session import ChatSession
@@ -47,7 +49,7 @@ class ChineseMovie(Movie):
 
 def load_movies(dpath: str) -> List[ChineseMovie]:
     """The movie table of the TG-ReDial folder ``dpath``, most mentioned first."""
-    path = os.path.join(dpath, MOVIES_FILE)
+    path = os.path.join(dpath, TGREDIAL_MOVIES_FILE)
     if not os.path.isfile(path):
         raise MissingDataError(f"TG-ReDial movie table {path} is missing. {build_hint(dpath)}")
     with open(path, encoding="utf-8") as handle:
@@ -138,7 +140,7 @@ class ChineseChatSession(ChatSession):
 def build_session(system) -> ChineseChatSession:
     """A Chinese chat session over ``system``'s vocabulary, movie table and KG entity names."""
     vocab = system.vocab
-    dpath = os.path.join(crslab.config.DATASET_PATH, "tgredial", system.opt["tokenize"])
+    dpath = str(tgredial_dir(Path(crslab.config.DATASET_PATH).parent, system.opt["tokenize"]))
     movies = set(system.side_data["item_entity_ids"])
     entity2id = vocab["entity2id"]
     names = [name for name in system.side_data["entity_kg"]["entity"] if entity2id.get(name) not in movies]

@@ -7,9 +7,8 @@ import pytest
 
 from crslab_c2crs.data.__main__ import main
 from crslab_c2crs.data.builder import DataBuildError, build_redial
-from crslab_c2crs.data.builder.output import MANIFEST
-from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
-from crslab_c2crs.data.builder.tokenize import is_movie_token
+from crslab_c2crs.data.layout import MANIFEST_FILE, redial_dir, redial_kgsf_dir
+from crslab_c2crs.data.tokenize import is_movie_token
 from tests.data.tiny_raw import SPLITS
 
 CRSLAB_FILES = ["train_data.json", "valid_data.json", "test_data.json", "token2id.json", "entity2id.json",
@@ -18,19 +17,19 @@ CRSLAB_FILES = ["train_data.json", "valid_data.json", "test_data.json", "token2i
 
 def test_layout_and_markers(tiny_build):
     root, _stats = tiny_build
-    folder = dataset_dir(root)
-    for name in CRSLAB_FILES + ["c2crs_reviews.json", "build_stats.json", MANIFEST]:
+    folder = redial_dir(root)
+    for name in CRSLAB_FILES + ["c2crs_reviews.json", "build_stats.json", MANIFEST_FILE]:
         assert (folder / name).is_file(), name
     assert (folder / ".built").read_text().splitlines()[1] == "0.31"
-    assert (kgsf_dir(root) / ".built").read_text().splitlines()[1] == "0.2"
+    assert (redial_kgsf_dir(root) / ".built").read_text().splitlines()[1] == "0.2"
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 
 def test_split_sizes_and_utterance_format(tiny_build):
     root, stats = tiny_build
-    entity2id = json.loads((dataset_dir(root) / "entity2id.json").read_text())
+    entity2id = json.loads((redial_dir(root) / "entity2id.json").read_text())
     for split, size in SPLITS.items():
-        convs = json.loads((dataset_dir(root) / f"{split}_data.json").read_text())
+        convs = json.loads((redial_dir(root) / f"{split}_data.json").read_text())
         assert len(convs) == size == stats["splits"][split]["conversations"]
         recommender_movies = 0
         for conv in convs:
@@ -44,7 +43,7 @@ def test_split_sizes_and_utterance_format(tiny_build):
 
 def test_mention_side_file_matches_dialogs(tiny_build):
     root, _stats = tiny_build
-    folder = dataset_dir(root)
+    folder = redial_dir(root)
     entity2id = json.loads((folder / "entity2id.json").read_text())
     movie2entity = {k: v for k, v in entity2id.items()}
     for split in SPLITS:
@@ -66,8 +65,8 @@ def test_mention_side_file_matches_dialogs(tiny_build):
 
 def test_copy_mask_and_word_kg(tiny_build):
     root, _stats = tiny_build
-    folder = dataset_dir(root)
-    mask = np.load(kgsf_dir(root) / "copy_mask.npy")
+    folder = redial_dir(root)
+    mask = np.load(redial_kgsf_dir(root) / "copy_mask.npy")
     token2id = json.loads((folder / "token2id.json").read_text())
     assert mask.dtype == bool and mask.shape == (len(token2id),)
     assert mask[token2id["like"]] and not mask[token2id["__pad__"]]
@@ -95,13 +94,13 @@ def test_refuses_existing_build_without_force(tiny_raw_dir, tmp_path):
 
 def test_force_moves_own_build_and_foreign_folder_aside(tiny_raw_dir, tmp_path):
     build_redial(tiny_raw_dir, tmp_path)
-    (dataset_dir(tmp_path) / "user_notes.txt").write_text("added to our build")
+    (redial_dir(tmp_path) / "user_notes.txt").write_text("added to our build")
     build_redial(tiny_raw_dir, tmp_path, force=True)
-    olds = [p for p in dataset_dir(tmp_path).parent.iterdir() if p.name.startswith("nltk.old-")]
+    olds = [p for p in redial_dir(tmp_path).parent.iterdir() if p.name.startswith("nltk.old-")]
     assert len(olds) == 1 and (olds[0] / "user_notes.txt").read_text() == "added to our build"
-    assert (dataset_dir(tmp_path) / ".built").is_file() and not (dataset_dir(tmp_path) / "user_notes.txt").exists()
-    foreign = kgsf_dir(tmp_path)
-    (foreign / MANIFEST).unlink()
+    assert (redial_dir(tmp_path) / ".built").is_file() and not (redial_dir(tmp_path) / "user_notes.txt").exists()
+    foreign = redial_kgsf_dir(tmp_path)
+    (foreign / MANIFEST_FILE).unlink()
     (foreign / "user_notes.txt").write_text("mine")
     build_redial(tiny_raw_dir, tmp_path, force=True)
     backups = [p for p in foreign.parent.iterdir() if p.name.startswith("ReDial.bak-")]
@@ -115,15 +114,15 @@ def test_failed_build_leaves_no_folder(tiny_raw_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("crslab_c2crs.data.builder.output.StagedFolder.commit", explode)
     with pytest.raises(RuntimeError):
         build_redial(tiny_raw_dir, tmp_path)
-    assert not dataset_dir(tmp_path).exists()
-    assert not [p for p in dataset_dir(tmp_path).parent.iterdir()]
+    assert not redial_dir(tmp_path).exists()
+    assert not [p for p in redial_dir(tmp_path).parent.iterdir()]
 
 
 def test_cli_builds_and_reports(tiny_raw_dir, tmp_path, capsys):
     assert main(["build", "redial", "--raw", str(tiny_raw_dir), "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "conversations" in out and "build_stats.json" in out
-    saved = json.loads((dataset_dir(tmp_path) / "build_stats.json").read_text())
+    saved = json.loads((redial_dir(tmp_path) / "build_stats.json").read_text())
     assert saved["splits"]["train"]["conversations"] == SPLITS["train"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from crslab_c2crs.cli import main as run_main
 from crslab_c2crs.data.__main__ import main
 from crslab_c2crs.data.builder import DataBuildError, build_redial
-from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
+from crslab_c2crs.data.layout import redial_dir, redial_kgsf_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,20 +59,20 @@ def _dead_pid() -> int:
 
 
 def test_temporary_folders_of_killed_builds_are_removed(tiny_raw_dir, tmp_path):
-    stale = [dataset_dir(tmp_path).parent / f".nltk.tmp-{_dead_pid()}-20250101-000000",
-             kgsf_dir(tmp_path).parent / f".ReDial.tmp-{_dead_pid()}-20250101-000000"]
+    stale = [redial_dir(tmp_path).parent / f".nltk.tmp-{_dead_pid()}-20250101-000000",
+             redial_kgsf_dir(tmp_path).parent / f".ReDial.tmp-{_dead_pid()}-20250101-000000"]
     for folder in stale:
         folder.mkdir(parents=True)
         (folder / "train_data.json").write_text("[half")
     build_redial(tiny_raw_dir, tmp_path)
     assert not any(folder.exists() for folder in stale)
-    assert sorted(p.name for p in dataset_dir(tmp_path).parent.iterdir()) == ["nltk"]
+    assert sorted(p.name for p in redial_dir(tmp_path).parent.iterdir()) == ["nltk"]
 
 
 def test_a_running_build_in_the_same_root_is_reported(tiny_raw_dir, tmp_path, conversion_must_not_start):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
         try:
-            running = dataset_dir(tmp_path).parent / f".nltk.tmp-{other.pid}-20250101-000000"
+            running = redial_dir(tmp_path).parent / f".nltk.tmp-{other.pid}-20250101-000000"
             running.mkdir(parents=True)
             with pytest.raises(DataBuildError, match=f"another build \\(process {other.pid}\\) is writing"):
                 build_redial(tiny_raw_dir, tmp_path)
@@ -85,7 +85,7 @@ def test_the_build_hint_for_a_missing_copy_mask_is_a_command_that_works(tiny_raw
                                                                         capsys):
     root = tmp_path / "root"
     build_redial(tiny_raw_dir, root)
-    shutil.rmtree(kgsf_dir(root))
+    shutil.rmtree(redial_kgsf_dir(root))
     monkeypatch.chdir(tmp_path)
     assert run_main(["-c", str(ROOT / "config/kgsf/redial.yaml"), "-g", "-1", "--data-root", str(root)]) == 2
     err = capsys.readouterr().err
@@ -94,4 +94,4 @@ def test_the_build_hint_for_a_missing_copy_mask_is_a_command_that_works(tiny_raw
     args = hint[5:]
     args[args.index("--raw") + 1] = str(tiny_raw_dir)
     assert main(["build", "redial"] + args) == 0
-    assert (kgsf_dir(root) / "copy_mask.npy").is_file()
+    assert (redial_kgsf_dir(root) / "copy_mask.npy").is_file()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from crslab_c2crs.data.builder.redial import dataset_dir
+from crslab_c2crs.data.layout import redial_dir
 from crslab_c2crs.data.dataset import (ReDialReviewDataset, merge_turn_mentions, recent_entities,
                                        truncate_context)
 from crslab_c2crs.errors import MissingDataError
@@ -58,7 +58,7 @@ def review_dataset(tiny_build, crslab_at):
 def test_samples_match_crslab_and_carry_c2crs_fields(review_dataset):
     root, dataset = review_dataset
     stock = importlib.import_module("crslab.data.dataset.redial.redial").ReDialDataset({}, "nltk")
-    token2id = json.loads((dataset_dir(root) / "token2id.json").read_text())
+    token2id = json.loads((redial_dir(root) / "token2id.json").read_text())
     id2tok = {v: k for k, v in token2id.items()}
     for ours_split, stock_split in ((dataset.train_data, stock.train_data), (dataset.test_data, stock.test_data)):
         assert len(ours_split) == len(stock_split)
@@ -115,7 +115,7 @@ def test_missing_side_file_names_file_and_command(tiny_build, crslab_at, tmp_pat
     root, _stats = tiny_build
     copy = tmp_path / "root"
     shutil.copytree(root, copy)
-    (dataset_dir(copy) / "c2crs_reviews.json").unlink()
+    (redial_dir(copy) / "c2crs_reviews.json").unlink()
     crslab_at(copy)
     with pytest.raises(MissingDataError, match=r"c2crs_reviews\.json not found.*crslab_c2crs\.data build redial"):
         ReDialReviewDataset({}, "nltk")

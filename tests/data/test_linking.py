@@ -1,8 +1,8 @@
 """The linker on hand-checked utterances: every expected link, and nothing else (precision 1 on these)."""
 import pytest
 
-from crslab_c2crs.data.builder.linking import EntityLinker, entity_label, kg_candidates, pieces
-from crslab_c2crs.data.builder.tokenize import tokenize
+from crslab_c2crs.data.linking import EntityLinker, entity_label, kg_candidates, pieces
+from crslab_c2crs.data.tokenize import tokenize
 from tests.data.tiny_raw import CONCEPTS, STOPWORDS, entity_ids, movie_id, uri
 
 

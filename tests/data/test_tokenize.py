@@ -1,4 +1,4 @@
-from crslab_c2crs.data.builder.tokenize import is_movie_token, split_sentences, tokenize
+from crslab_c2crs.data.tokenize import is_movie_token, split_sentences, tokenize
 
 
 def test_movie_mention_is_one_token():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from crslab_c2crs.data.builder import DataBuildError, build_redial
-from crslab_c2crs.data.builder.redial import dataset_dir, kgsf_dir
+from crslab_c2crs.data.layout import redial_dir, redial_kgsf_dir
 
 
 def _edit_json(path: Path, edit: Callable) -> None:
@@ -152,8 +152,8 @@ def test_corrupted_input_stops_the_build(name, tiny_raw_dir, tmp_path):
     with pytest.raises(DataBuildError, match=message) as err:
         build_redial(raw, tmp_path / "root")
     assert "\n" not in str(err.value) and len(str(err.value)) < 400  # one line, not a dump of the input
-    assert not dataset_dir(tmp_path / "root").exists()
-    assert not kgsf_dir(tmp_path / "root").exists()
+    assert not redial_dir(tmp_path / "root").exists()
+    assert not redial_kgsf_dir(tmp_path / "root").exists()
 
 
 def test_missing_raw_folder(tmp_path):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from crslab_c2crs.data.builder.redial import dataset_dir
+from crslab_c2crs.data.layout import redial_dir
 from crslab_c2crs.data.builder.word2vec import (WORD2VEC_DIM, WORD2VEC_FILE, check_word_vectors, dialog_sentences,
                                                 train_word_vectors)
 from crslab_c2crs.errors import MissingDataError
@@ -18,7 +18,7 @@ SENTENCES = [["I", "loved", "@1", "and", "@2"], ["try", "@2", "it", "is", "funny
 
 def test_the_build_writes_one_vector_per_token_trained_on_train_dialogs(tiny_build):
     root, stats = tiny_build
-    folder = dataset_dir(root)
+    folder = redial_dir(root)
     vectors = np.load(folder / WORD2VEC_FILE)
     token2id = json.loads((folder / "token2id.json").read_text())
     assert vectors.shape == (len(token2id), WORD2VEC_DIM) and vectors.dtype == np.float32
@@ -53,7 +53,7 @@ def test_the_embedding_key_loads_the_vectors_into_side_data(tiny_build, crslab_a
     crslab_at(root)
     dataset = importlib.import_module("crslab.data.dataset.redial.redial").ReDialDataset(
         {"embedding": WORD2VEC_FILE}, "nltk")
-    np.testing.assert_array_equal(dataset.side_data["embedding"], np.load(dataset_dir(root) / WORD2VEC_FILE))
+    np.testing.assert_array_equal(dataset.side_data["embedding"], np.load(redial_dir(root) / WORD2VEC_FILE))
 
 
 def test_a_build_without_vectors_is_a_clear_error(tmp_path):

@@ -94,7 +94,7 @@ def _conversation(rng: random.Random, conv_id: int, merged: bool) -> Dict:
 
 
 def _tokens_of(texts: List[str]) -> List[str]:
-    from crslab_c2crs.data.builder.tokenize import tokenize
+    from crslab_c2crs.data.tokenize import tokenize
 
     vocab: List[str] = []
     for text in texts:

@@ -8,8 +8,9 @@ import pytest
 
 from crslab_c2crs.data.__main__ import main as data_main
 from crslab_c2crs.data.builder.errors import DataBuildError
-from crslab_c2crs.data.builder.tgredial import build_tgredial, dataset_dir, movie_table
-from crslab_c2crs.data.tgredial import CRSLAB_FILES, MOVIES_FILE, REVIEWS_FILE, kgsf_dir
+from crslab_c2crs.data.builder.tgredial import build_tgredial, movie_table
+from crslab_c2crs.data.layout import REVIEWS_FILE, TGREDIAL_MOVIES_FILE, tgredial_dir, tgredial_kgsf_dir
+from crslab_c2crs.data.tgredial import CRSLAB_FILES
 from tests.tgredial.tiny_tgredial import write_tiny_tgredial
 
 
@@ -48,9 +49,9 @@ def test_movie_table_names_the_file_of_a_malformed_conversation():
 
 
 def test_build_outputs(tg_root):
-    dpath = dataset_dir(tg_root)
+    dpath = tgredial_dir(tg_root)
     entity2id = json.loads((dpath / "entity2id.json").read_text(encoding="utf-8"))
-    movies = json.loads((dpath / MOVIES_FILE).read_text(encoding="utf-8"))["movies"]
+    movies = json.loads((dpath / TGREDIAL_MOVIES_FILE).read_text(encoding="utf-8"))["movies"]
     assert movies[0]["mentions"] == 2
     assert {"entity_id": entity2id["26615319"], "title": "星空下的猫", "year": None, "mentions": 2,
             "aliases": []} in movies
@@ -64,25 +65,25 @@ def test_build_outputs(tg_root):
     # a review naming the movie by its title reaches the movie known by its Douban id
     assert str(entity2id["26615319"]) in reviews
     assert set(reviews) <= {str(record["entity_id"]) for record in movies}
-    mask = np.load(kgsf_dir(tg_root) / "copy_mask.npy")
+    mask = np.load(tgredial_kgsf_dir(tg_root) / "copy_mask.npy")
     assert mask.dtype == bool and mask.shape == (len(token2id),)
     assert mask[token2id["喜剧"]] and mask[token2id["周星驰"]] and not mask[token2id["__end__"]]
-    assert (kgsf_dir(tg_root) / ".built").read_text().splitlines()[1] == "0.2"
+    assert (tgredial_kgsf_dir(tg_root) / ".built").read_text().splitlines()[1] == "0.2"
 
 
 def test_rebuild_needs_force_and_never_replaces_a_foreign_mask(tg_root, tmp_path):
     root = _copy(tg_root, tmp_path)
     with pytest.raises(DataBuildError, match="pass --force"):
         build_tgredial(root, root / "reviews.jsonl")
-    np.save(kgsf_dir(root) / "copy_mask.npy", np.zeros(3, dtype=bool))  # "CRSLab's own" mask: not ours
-    (kgsf_dir(root) / "c2crs_build_manifest.json").unlink()
+    np.save(tgredial_kgsf_dir(root) / "copy_mask.npy", np.zeros(3, dtype=bool))  # "CRSLab's own" mask: not ours
+    (tgredial_kgsf_dir(root) / "c2crs_build_manifest.json").unlink()
     mask_report = build_tgredial(root, root / "reviews.jsonl", force=True)["kgsf_copy_mask"]
     assert mask_report.startswith("kept the existing") and "not built by this command" in mask_report
-    assert np.load(kgsf_dir(root) / "copy_mask.npy").shape == (3,)
+    assert np.load(tgredial_kgsf_dir(root) / "copy_mask.npy").shape == (3,)
     # without --reviews only the movie table is rebuilt (KGSF and KBRD need no reviews)
-    (dataset_dir(root) / REVIEWS_FILE).unlink()
+    (tgredial_dir(root) / REVIEWS_FILE).unlink()
     build_tgredial(root, None, force=True)
-    assert not (dataset_dir(root) / REVIEWS_FILE).exists()
+    assert not (tgredial_dir(root) / REVIEWS_FILE).exists()
 
 
 @pytest.mark.parametrize("line, message", [

@@ -4,8 +4,8 @@ import importlib
 import numpy as np
 import pytest
 
-from crslab_c2crs.data.tgredial import (CRSLAB_FILES, REVIEWS_FILE, TGReDialDataset, TGReDialReviewDataset,
-                                        kgsf_dir)
+from crslab_c2crs.data.layout import REVIEWS_FILE, tgredial_kgsf_dir
+from crslab_c2crs.data.tgredial import CRSLAB_FILES, TGReDialDataset, TGReDialReviewDataset
 from crslab_c2crs.errors import MissingDataError
 from tests.tgredial.tiny_tgredial import SHARED_TGREDIAL, write_tiny_tgredial
 
@@ -92,7 +92,7 @@ def test_every_missing_file_is_named_with_its_crslab_path(tmp_path, tg_crslab_at
     lines = str(err.value).splitlines()
     for name in list(CRSLAB_FILES) + [REVIEWS_FILE]:
         assert sum(line.strip().startswith(f"{dpath / name}:") for line in lines) == 1, name
-    assert any(line.strip().startswith(str(kgsf_dir(tmp_path) / "copy_mask.npy")) for line in lines)
+    assert any(line.strip().startswith(str(tgredial_kgsf_dir(tmp_path) / "copy_mask.npy")) for line in lines)
     assert "tgredial_pkuseg.zip" in str(err.value)
     assert f"python -m crslab_c2crs.data build tgredial --data-root {tmp_path}" in str(err.value)
     assert not (tmp_path / "dataset").exists()
@@ -114,7 +114,7 @@ def test_a_copy_mask_of_another_vocabulary_is_refused(tmp_path, tg_crslab_at):
 
     root = write_tiny_tgredial(tmp_path / "root")
     build_tgredial(root, root / "reviews.jsonl")
-    np.save(kgsf_dir(root) / "copy_mask.npy", np.ones(5, dtype=bool))
+    np.save(tgredial_kgsf_dir(root) / "copy_mask.npy", np.ones(5, dtype=bool))
     tg_crslab_at(root)
     with pytest.raises(MissingDataError, match="has shape"):
         TGReDialReviewDataset(dict(OPT), "pkuseg")

@@ -4,13 +4,12 @@ Public API::
 
     build_redial(raw, data_root, force=False, threshold=90.0) -> stats dict
     DataBuildError            every input fault, with file and record in the message
-    tokenize(text) -> tokens  the CRSLab-compatible offline tokenizer
+
+Where the outputs go is :mod:`crslab_c2crs.data.layout`; the tokenizer and entity linker that the builder shares
+with the chat are :mod:`crslab_c2crs.data.tokenize` and :mod:`crslab_c2crs.data.linking`.
 """
 from crslab_c2crs.data.builder.errors import DataBuildError
-from crslab_c2crs.data.builder.redial import build_redial, dataset_dir, kgsf_dir, mentions_file
+from crslab_c2crs.data.builder.redial import build_redial
 from crslab_c2crs.data.builder.reviews import FORMAT_VERSION as REVIEWS_FORMAT_VERSION
-from crslab_c2crs.data.builder.reviews import REVIEWS_FILE
-from crslab_c2crs.data.builder.tokenize import tokenize
 
-__all__ = ["DataBuildError", "build_redial", "dataset_dir", "kgsf_dir", "mentions_file", "REVIEWS_FILE",
-           "REVIEWS_FORMAT_VERSION", "tokenize"]
+__all__ = ["DataBuildError", "build_redial", "REVIEWS_FORMAT_VERSION"]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
 from crslab_c2crs.data.builder.errors import DataBuildError
-from crslab_c2crs.data.builder.linking import EntityLinker, is_dbpedia
-from crslab_c2crs.data.builder.tokenize import is_movie_token, tokenize
+from crslab_c2crs.data.linking import EntityLinker, is_dbpedia
+from crslab_c2crs.data.tokenize import is_movie_token, tokenize
 
 SEEKER = "Seeker"
 RECOMMENDER = "Recommender"

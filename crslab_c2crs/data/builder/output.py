@@ -18,14 +18,14 @@ from typing import Any, List, Optional
 from loguru import logger
 
 from crslab_c2crs.data.builder.errors import DataBuildError
+from crslab_c2crs.data.layout import MANIFEST_FILE
 
-MANIFEST = "c2crs_build_manifest.json"
 BUILDER_ID = "crslab_c2crs.data.builder"
 
 
 def is_ours(folder: Path) -> bool:
     """True if ``folder`` holds a manifest written by this builder."""
-    manifest = folder / MANIFEST
+    manifest = folder / MANIFEST_FILE
     if not manifest.is_file():
         return False
     try:
@@ -131,7 +131,7 @@ class StagedFolder:
         """Write the manifest and ``.built`` marker, then move the folder into place."""
         manifest = {"builder": BUILDER_ID, "created": datetime.datetime.now().isoformat(timespec="seconds"),
                     "raw": str(raw), "files": sorted(self.files), "crslab_version": version}
-        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        (self.path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         write_built_marker(self.path, version)
         check_target(self.target, self.force)
         if self.target.is_dir():

@@ -24,35 +24,22 @@ from tqdm import tqdm
 from crslab_c2crs.data.builder import validate
 from crslab_c2crs.data.builder.dialogs import DialogVocab, Mention, convert_conversation
 from crslab_c2crs.data.builder.errors import DataBuildError
-from crslab_c2crs.data.builder.linking import DEFAULT_THRESHOLD, LINKER_FILE, EntityLinker, kg_candidates
 from crslab_c2crs.data.builder.output import StagedFolder, check_target, clear_stale_temporaries
-from crslab_c2crs.data.builder.reviews import REVIEWS_FILE, build_review_corpus, load_imdb_reviews
+from crslab_c2crs.data.builder.reviews import build_review_corpus, load_imdb_reviews
 from crslab_c2crs.data.builder.sources import (SPLIT_FILES, RawLayout, check_movie_list, check_type, iter_jsonl,
                                                iter_lines, read_builtin_pickle, read_json, read_mask,
                                                read_movie_meta, read_text)
 from crslab_c2crs.data.builder.stats import agreement, review_stats, split_stats
-from crslab_c2crs.data.builder.word2vec import (WORD2VEC_FILE, dialog_sentences, train_word_vectors,
-                                                word2vec_stats)
-from crslab_c2crs.data.movies import MOVIES_FILE, movie_records, read_movie_csv
+from crslab_c2crs.data.builder.word2vec import dialog_sentences, train_word_vectors, word2vec_stats
+from crslab_c2crs.data.layout import (COPY_MASK_FILE, LINKER_FILE, MOVIES_FILE, REVIEWS_FILE, STATS_FILE,
+                                      WORD2VEC_FILE, mentions_file, redial_dir, redial_kgsf_dir)
+from crslab_c2crs.data.linking import DEFAULT_THRESHOLD, EntityLinker, kg_candidates
+from crslab_c2crs.data.movies import movie_records, read_movie_csv
 from crslab_c2crs.paths import check_writable_dir
 
 REDIAL_VERSION = "0.31"
 KGSF_MASK_VERSION = "0.2"
 MENTIONS_FORMAT_VERSION = 1
-STATS_FILE = "build_stats.json"
-
-
-def mentions_file(split: str) -> str:
-    """Name of the mention side file of ``split``."""
-    return f"c2crs_mentions_{split}.json"
-
-
-def dataset_dir(data_root: Path) -> Path:
-    return data_root / "dataset" / "redial" / "nltk"
-
-
-def kgsf_dir(data_root: Path) -> Path:
-    return data_root / "model" / "kgsf" / "ReDial"
 
 
 def filter_word_kg(path: Path, concept2id: Mapping[str, int]) -> Tuple[str, int, int]:
@@ -135,7 +122,7 @@ def build_redial(raw: Path, data_root: Path, force: bool = False,
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 <= threshold <= 100):
         raise DataBuildError(f"--threshold {threshold}: must be a number from 0 to 100 (the rapidfuzz similarity "
                              f"a fuzzy entity link needs; default {DEFAULT_THRESHOLD})")
-    targets = (dataset_dir(data_root), kgsf_dir(data_root))
+    targets = (redial_dir(data_root), redial_kgsf_dir(data_root))
     for target in targets:
         # everything that can refuse the build is checked before the minutes of conversion
         check_target(target, force)
@@ -203,8 +190,8 @@ def build_redial(raw: Path, data_root: Path, force: bool = False,
                                       "stopwords": sorted(inputs.stopwords)})
         np.save(data.path / WORD2VEC_FILE, word_vectors)
         data.files.append(WORD2VEC_FILE)
-        np.save(model.path / "copy_mask.npy", inputs.copy_mask)
-        model.files.append("copy_mask.npy")
+        np.save(model.path / COPY_MASK_FILE, inputs.copy_mask)
+        model.files.append(COPY_MASK_FILE)
         stats["build_seconds"] = round(time.monotonic() - started, 1)
         data.write_json(STATS_FILE, stats, indent=2)
         data.commit(REDIAL_VERSION, raw)

@@ -34,10 +34,9 @@ from tqdm import tqdm
 
 from crslab_c2crs.data.builder.errors import DataBuildError
 from crslab_c2crs.data.builder.sources import iter_jsonl
-from crslab_c2crs.data.builder.tokenize import split_sentences, tokenize
+from crslab_c2crs.data.tokenize import split_sentences, tokenize
 
 FORMAT_VERSION = 1
-REVIEWS_FILE = "c2crs_reviews.json"
 SOURCES = ("plot", "meta", "review", "helpful_prefix")
 MIN_REVIEW_TOKENS = 5
 MAX_REVIEW_TOKENS = 60

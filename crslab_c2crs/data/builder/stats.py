@@ -5,7 +5,7 @@ import statistics
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Sequence, Set
 
-from crslab_c2crs.data.builder.tokenize import is_movie_token
+from crslab_c2crs.data.tokenize import is_movie_token
 
 Conversation = Mapping[str, Any]
 

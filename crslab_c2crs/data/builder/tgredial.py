@@ -39,18 +39,14 @@ from crslab_c2crs.data.builder.reviews import (FORMAT_VERSION, MAX_REVIEW_SENTEN
                                                MIN_REVIEW_TOKENS, UNK_ID)
 from crslab_c2crs.data.builder.sources import iter_jsonl, read_json
 from crslab_c2crs.data.jieba_tokenize import ChineseTokenizer, split_sentences
-from crslab_c2crs.data.tgredial import (COPY_MASK_FILE, CRSLAB_FILES, MOVIES_FILE, REVIEWS_FILE, check_files,
-                                        crslab_file_help, kgsf_dir, plain_title, utterance_mentions)
+from crslab_c2crs.data.layout import (COPY_MASK_FILE, REVIEWS_FILE, SPLITS, TGREDIAL_MOVIES_FILE, tgredial_dir,
+                                      tgredial_kgsf_dir)
+from crslab_c2crs.data.tgredial import CRSLAB_FILES, check_files, crslab_file_help, plain_title, utterance_mentions
 from crslab_c2crs.errors import MissingDataError
 
 KGSF_MASK_VERSION = "0.2"
 MOVIES_FORMAT_VERSION = 1
-SPLITS = ("train", "valid", "test")
 YEAR = re.compile(r"((?:18|19|20)\d\d)年")
-
-
-def dataset_dir(data_root: Path) -> Path:
-    return Path(data_root) / "dataset" / "tgredial" / "pkuseg"
 
 
 def copy_mask(tok2ind: Mapping[str, int], word2id: Mapping[str, int], entity2id: Mapping[str, int]) -> np.ndarray:
@@ -186,7 +182,7 @@ def build_review_corpus(path: Path, tokenize: ChineseTokenizer, token2id: Mappin
 
 def _write_kgsf_mask(data_root: Path, mask: np.ndarray, source: Path, force: bool) -> str:
     """Write the stand-in KGSF copy mask where no mask folder exists (or ours, with ``force``); say what happened."""
-    target = kgsf_dir(data_root)
+    target = tgredial_kgsf_dir(data_root)
     if target.exists() and not (force and is_ours(target)):
         return f"kept the existing {target}" + ("" if is_ours(target) else " (not built by this command)")
     staged = StagedFolder(target, force)
@@ -212,9 +208,9 @@ def build_tgredial(data_root: Path, reviews: Optional[Path] = None, force: bool 
         DataBuildError: a malformed input, or side files that exist without ``force``.
     """
     data_root = Path(data_root)
-    dpath = dataset_dir(data_root)
+    dpath = tgredial_dir(data_root)
     check_files(str(dpath), list(CRSLAB_FILES), crslab_file_help())
-    outputs = [dpath / MOVIES_FILE] + ([dpath / REVIEWS_FILE] if reviews is not None else [])
+    outputs = [dpath / TGREDIAL_MOVIES_FILE] + ([dpath / REVIEWS_FILE] if reviews is not None else [])
     existing = [str(path) for path in outputs if path.exists()]
     if existing and not force:
         raise DataBuildError(f"{', '.join(existing)} already exist(s); pass --force to rebuild")
@@ -227,8 +223,8 @@ def build_tgredial(data_root: Path, reviews: Optional[Path] = None, force: bool 
     paths = {split: dpath / f"{split}_data.json" for split in SPLITS}
     movies = movie_table({split: _conversations(path) for split, path in paths.items()}, paths, entity2id, movie_ids)
     stats: Dict[str, Any] = {"movies": len(movie_ids), "movies_with_title": len(movies)}
-    atomic.write_json(dpath / MOVIES_FILE, {"format_version": MOVIES_FORMAT_VERSION, "movies": movies})
-    logger.info(f"wrote {dpath / MOVIES_FILE}: {len(movies)} of {len(movie_ids)} movies have a title")
+    atomic.write_json(dpath / TGREDIAL_MOVIES_FILE, {"format_version": MOVIES_FORMAT_VERSION, "movies": movies})
+    logger.info(f"wrote {dpath / TGREDIAL_MOVIES_FILE}: {len(movies)} of {len(movie_ids)} movies have a title")
     if reviews is not None:
         tokenize = ChineseTokenizer(sorted(token2id, key=token2id.get))
         corpus, counts = build_review_corpus(Path(reviews), tokenize, token2id, entity2id, movie_ids, movies)

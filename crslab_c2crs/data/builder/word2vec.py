@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
+from crslab_c2crs.data.layout import WORD2VEC_FILE
 from crslab_c2crs.errors import MissingDataError
 
-WORD2VEC_FILE = "word2vec_redial.npy"
 WORD2VEC_DIM = 300
 WORD2VEC_SEED = 42
 

@@ -27,7 +27,8 @@ from urllib.parse import unquote
 
 from rapidfuzz import fuzz, process
 
-from crslab_c2crs.data.builder.tokenize import is_movie_token
+from crslab_c2crs.data.layout import LINKER_FILE
+from crslab_c2crs.data.tokenize import is_movie_token
 from crslab_c2crs.errors import MissingDataError
 
 DBPEDIA_PREFIX = "<http://dbpedia.org/resource/"
@@ -107,9 +108,6 @@ def kg_candidates(subkg: Mapping[str, Sequence[Sequence[int]]], movie_ids: Itera
             elif tail in movies:
                 degree[head_id] += 1
     return dict(degree)
-
-
-LINKER_FILE = "c2crs_linker.json"
 
 
 class EntityLinker:
