@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.cli import main
-from tests.test_runner import SHORT
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"Popularity": "config/popularity/redial.yaml", "RepeatContext": "config/repeat/redial.yaml",

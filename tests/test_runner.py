@@ -1,5 +1,5 @@
-"""run_crslab.py end to end on the tiny dataset built from tiny raw ReDial: KGSF and KBRD train, evaluate and print metrics;
-a missing dataset fails fast with a message that says what to build."""
+"""run_crslab.py end to end on the tiny dataset built from tiny raw ReDial: KGSF and KBRD train, evaluate and print
+metrics; a missing dataset fails fast with a message that says what to build."""
 import json
 import subprocess
 import sys
@@ -9,18 +9,9 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.cli import main
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORT = {
-    "KGSF": ["pretrain.epoch=1", "rec.epoch=1", "conv.epoch=1", "pretrain.batch_size=16", "rec.batch_size=16",
-             "conv.batch_size=16", "token_emb_dim=16", "kg_emb_dim=16", "ffn_size=16", "n_positions=300",
-             "embedding=null"],
-    "KBRD": ["rec.epoch=1", "conv.epoch=1", "rec.batch_size=16", "conv.batch_size=16", "token_emb_dim=16",
-             "kg_emb_dim=16", "ffn_size=16", "user_proj_dim=16", "n_positions=300", "embedding=null"],
-    "C2CRS": ["coarse.epoch=1", "fine.epoch=1", "rec.epoch=2", "conv.epoch=1", "coarse.batch_size=16",
-              "fine.batch_size=16", "rec.batch_size=16", "conv.batch_size=16", "token_dim=16", "kg_dim=16",
-              "ffn_size=16", "n_positions=300"],
-}
 
 
 def run_model(model, root, workdir, extra=(), monkeypatch=None):

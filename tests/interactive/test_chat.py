@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.cli import main
-from tests.test_runner import SHORT
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = "\n".join([

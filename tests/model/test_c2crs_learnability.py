@@ -128,37 +128,47 @@ def assert_far_below_chance(term: str, value: float, chance: float, floor: float
     assert value < floor + 0.2 * (chance - floor), f"{term} = {value:.3f}, chance {chance:.3f}, floor {floor:.3f}"
 
 
+def coarse_bounds(batch: Dict[str, Tensor], a: str, b: str) -> Tuple[float, float]:
+    """Chance value ln(2n - 1) and floor 0 of the coarse term between views ``a`` and ``b``, n the rows with data
+    for both views."""
+    rows = view_rows(batch)
+    n = int((rows[a] & rows[b]).sum())
+    assert n == (len(USERS) if "review" not in (a, b) else len(USERS) - len(WITHOUT_REVIEWS))
+    return math.log(2 * n - 1), 0.0
+
+
+def fine_bounds(batch: Dict[str, Tensor], a: str, b: str) -> Tuple[float, float]:
+    """Chance value and floor of the fine term between the units of views ``a`` and ``b``, from their keys."""
+    keys = fine_unit_keys(batch)
+    return keyed_bounds(keys[a], keys[b])
+
+
+def assert_terms_fall_far_below_chance(level: str, bounds: Callable[[Dict[str, Tensor], str, str],
+                                                                    Tuple[float, float]]) -> None:
+    """Train the ``level`` pre-training loss for 100 steps, then check that each of its three InfoNCE terms
+    (history-kg, history-review, kg-review) went 80% of the way from its chance value down to its floor, both
+    given by ``bounds(batch, view_a, view_b)``."""
+    model, batch = learning_model(), users_batch()
+    train(model, lambda: model.pretrain(batch, level)[0], steps=100)
+    with torch.no_grad():
+        _, parts = model.pretrain(batch, level)
+    terms = {key.split("/", 1)[1]: value for key, value in parts.items() if key.startswith(f"{level}/")}
+    assert sorted(terms) == ["history-kg", "history-review", "kg-review"]
+    for pair, value in terms.items():
+        assert_far_below_chance(f"{level}/{pair}", value, *bounds(batch, *pair.split("-")))
+
+
 def test_coarse_terms_fall_far_below_chance():
     """Each coarse InfoNCE term (history-kg, history-review, kg-review) learns to pick every user's other
     view out of the batch: it ends below 20% of ln(2n - 1), n the rows with data for both views."""
-    model, batch = learning_model(), users_batch()
-    train(model, lambda: model.pretrain(batch, "coarse")[0], steps=100)
-    with torch.no_grad():
-        _, parts = model.pretrain(batch, "coarse")
-    rows = view_rows(batch)
-    terms = {key.split("/", 1)[1]: value for key, value in parts.items() if key.startswith("coarse/")}
-    assert sorted(terms) == ["history-kg", "history-review", "kg-review"]
-    for pair, value in terms.items():
-        a, b = pair.split("-")
-        n = int((rows[a] & rows[b]).sum())
-        assert n == (len(USERS) if "review" not in pair else len(USERS) - len(WITHOUT_REVIEWS))
-        assert_far_below_chance(f"coarse/{pair}", value, math.log(2 * n - 1))
+    assert_terms_fall_far_below_chance("coarse", coarse_bounds)
 
 
 def test_fine_terms_fall_far_below_chance():
     """Each fine InfoNCE term (mention-node, mention-sentence, node-sentence units keyed by entity) trained with
     L_fine + lambda L_coarse ends 80% of the way from its chance value down to its floor (both from the units'
     keys, :func:`keyed_bounds`)."""
-    model, batch = learning_model(), users_batch()
-    train(model, lambda: model.pretrain(batch, "fine")[0], steps=100)
-    with torch.no_grad():
-        _, parts = model.pretrain(batch, "fine")
-    keys = fine_unit_keys(batch)
-    terms = {key.split("/", 1)[1]: value for key, value in parts.items() if key.startswith("fine/")}
-    assert sorted(terms) == ["history-kg", "history-review", "kg-review"]
-    for pair, value in terms.items():
-        a, b = pair.split("-")
-        assert_far_below_chance(f"fine/{pair}", value, *keyed_bounds(keys[a], keys[b]))
+    assert_terms_fall_far_below_chance("fine", fine_bounds)
 
 
 def test_recommender_memorises_its_training_set():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.cli import main
-from tests.test_runner import SHORT
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
 # an empty line, punctuation only, an unknown title, a 3,000-character line, a typo in a title, English
