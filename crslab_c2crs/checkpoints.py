@@ -3,13 +3,17 @@
 A missing file is a :class:`~crslab_c2crs.errors.MissingDataError`, a damaged one (truncated, not a torch file) or
 one that does not fit the configured model (other sizes, other model) a
 :class:`~crslab_c2crs.errors.CheckpointError`; each message names the file and ends with what to do.
+
+A model with a serialisable config (``model.config.to_dict()``, e.g. C2-CRS's) is saved with it under
+:data:`MODEL_CONFIG_KEY` (:func:`with_model_config`), so a file says which hyper-parameters made it; files
+without it (saved before) load as before.
 """
 from __future__ import annotations
 
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 
@@ -19,6 +23,18 @@ from crslab_c2crs.errors import CheckpointError, MissingDataError
 # What torch.load raises on a truncated, emptied or foreign file.
 _UNREADABLE = (EOFError, RuntimeError, pickle.UnpicklingError, OSError, ValueError, zipfile.BadZipFile,
                AttributeError, KeyError, IndexError)
+
+
+MODEL_CONFIG_KEY = "model_config"
+
+
+def with_model_config(state: Mapping[str, Any], model: Optional[torch.nn.Module]) -> Dict[str, Any]:
+    """``state`` plus ``model``'s config as a plain dict under :data:`MODEL_CONFIG_KEY`, when the model has a
+    serialisable config; else ``state`` as it is."""
+    config = getattr(model, "config", None)
+    if not hasattr(config, "to_dict"):
+        return dict(state)
+    return {**state, MODEL_CONFIG_KEY: config.to_dict()}
 
 
 def _reason(err: BaseException) -> str:

@@ -195,7 +195,7 @@ def patch_saved_systems() -> None:
     ``checkpoint_dir`` and restore with one-line errors (:mod:`crslab_c2crs.checkpoints`)."""
     from loguru import logger
 
-    from crslab_c2crs.checkpoints import load_into, load_state, save_state
+    from crslab_c2crs.checkpoints import load_into, load_state, save_state, with_model_config
     from crslab_c2crs.paths import saved_system_file
 
     base = _module("crslab.system.base").BaseSystem
@@ -204,7 +204,8 @@ def patch_saved_systems() -> None:
 
     def save_model(self) -> None:
         path = saved_system_file(self.opt)
-        save_state({key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}, path)
+        state = {key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}
+        save_state(with_model_config(state, getattr(self, "model", None)), path)
         logger.info(f"[Saved the system to {path}]")
 
     def restore_model(self) -> None:

@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from crslab_c2crs.cli import main
 from crslab_c2crs.system.c2crs import ABLATIONS, STAGES
-from tests.test_runner import SHORT
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "config/c2crs/redial.yaml")
@@ -34,7 +35,7 @@ def test_all_stages_run_save_checkpoints_and_report(tiny_root, tmp_path, monkeyp
     code, result = run_c2crs(tiny_root, tmp_path, "full")
     assert code == 0
     for stage in STAGES:
-        assert (tiny_root / "save" / "full" / f"{stage}.pth").is_file()
+        assert torch.load(tiny_root / "save" / "full" / f"{stage}.pth")["model_config"]["token_dim"] == 16
     rec_test, conv_test = reports_in_test(result)
     assert {"hit@1", "hit@10", "hit@50"} <= set(rec_test)
     assert {"dist@2", "dist_ratio@2", "bleu@1"} <= set(conv_test)

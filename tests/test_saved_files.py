@@ -8,12 +8,13 @@ import pytest
 import torch
 
 import crslab.config
-from crslab_c2crs.checkpoints import load_state, save_state
+from crslab_c2crs.checkpoints import MODEL_CONFIG_KEY, load_into, load_state, save_state, with_model_config
 from crslab_c2crs.cli import main
 from crslab_c2crs.config import load_config
 from crslab_c2crs.errors import CheckpointError
+from crslab_c2crs.model.c2crs.config import C2CRSConfig
 from crslab_c2crs.paths import saved_system_file
-from tests.test_runner import SHORT
+from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,6 +91,17 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monk
     monkeypatch.undo()
     assert torch.equal(load_state(path, "cpu", "x")["model_state_dict"]["w"], torch.ones(3))
     assert sorted(p.name for p in path.parent.iterdir()) == ["rec.pth"]
+
+
+def test_the_model_config_is_saved_beside_the_weights_and_files_without_it_still_load(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    model.config = C2CRSConfig(vocab_size=4, n_entity=2, n_relation=1, token_dim=16)
+    path = save_state(with_model_config({"model_state_dict": model.state_dict()}, model), tmp_path / "new.pth")
+    assert load_state(path, "cpu", "remedy")[MODEL_CONFIG_KEY] == model.config.to_dict()
+    assert C2CRSConfig(**load_state(path, "cpu", "remedy")[MODEL_CONFIG_KEY]) == model.config
+    old = save_state({"model_state_dict": model.state_dict()}, tmp_path / "old.pth")
+    load_into(model, load_state(old, "cpu", "remedy"), "model_state_dict", old, "remedy")
+    assert with_model_config({"weights": 1}, torch.nn.Linear(1, 1)) == {"weights": 1}
 
 
 def test_a_truncated_checkpoint_is_one_line_naming_the_file(tmp_path):

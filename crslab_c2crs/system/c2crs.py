@@ -25,7 +25,7 @@ from crslab.evaluator.metrics.base import AverageMetric
 from crslab.evaluator.metrics.gen import PPLMetric
 from crslab.system.base import BaseSystem
 from crslab.system.utils.functions import ind2txt
-from crslab_c2crs.checkpoints import load_into, load_state, save_state
+from crslab_c2crs.checkpoints import load_into, load_state, save_state, with_model_config
 from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.paths import checkpoint_dir
@@ -60,7 +60,8 @@ class C2CRSSystem(BaseSystem):
         return os.path.join(self.checkpoint_dir, f"{stage}.pth")
 
     def save_stage(self, stage: str) -> None:
-        save_state({"model_state_dict": self.model.state_dict(), "stage": stage}, self.checkpoint_path(stage))
+        state = with_model_config({"model_state_dict": self.model.state_dict(), "stage": stage}, self.model)
+        save_state(state, self.checkpoint_path(stage))
         logger.info(f"[Saved {stage} checkpoint to {self.checkpoint_path(stage)}]")
 
     def load_stage(self, stage: str) -> None:

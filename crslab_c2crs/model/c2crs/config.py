@@ -122,6 +122,10 @@ class C2CRSConfig:
         if self.token_dim % self.n_heads:
             raise ConfigError(f"C2CRS option 'token_dim'={self.token_dim} must be divisible by n_heads={self.n_heads}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict (saved in checkpoints beside the weights)."""
+        return dataclasses.asdict(self)
+
     @classmethod
     def option_names(cls) -> list[str]:
         """Every config key this model reads: its tunable fields and their CRSLab/reference aliases."""
