@@ -10,7 +10,7 @@ setup(
     name="crslab-c2crs",
     version="0.1.0",
     description="C2-CRS conversational recommender for CRSLab 0.1.2, offline, on today's Python",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # zip(strict=True)
     packages=find_packages(include=["crslab_c2crs", "crslab_c2crs.*", "bench", "bench.*"]),
     install_requires=[
         "torch>=2.1",
@@ -31,5 +31,5 @@ setup(
         "matplotlib",
         "gensim>=4.4",  # the data builder's word2vec vectors (CRSLab's word2vec_redial.npy for KGSF and KBRD)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "ruff"]},
 )

@@ -1,8 +1,8 @@
 """``run_crslab.py``: CRSLab's own runner with a data root, a seed, config overrides and clear errors.
 
 The flags are CRSLab's (``-c -g -sd -rd -ss -rs -d -i -tb``) plus ``--data-root``, ``--seed``, ``--set``,
-``--stage``, ``--results`` and ``--dump-predictions``. The run itself is ``crslab.quick_start.run_crslab`` unchanged; the system it builds is kept so the
-test metrics can be summarised and saved at the end.
+``--stage``, ``--results`` and ``--dump-predictions``. The run itself is ``crslab.quick_start.run_crslab``
+unchanged; the system it builds is kept so the test metrics can be summarised and saved at the end.
 """
 from __future__ import annotations
 

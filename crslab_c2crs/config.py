@@ -20,12 +20,11 @@ import yaml
 
 from crslab_c2crs.errors import ConfigError
 
-
 COMMON_KEYS: Set[str] = {
     "dataset", "tokenize", "model", "rec_model", "conv_model", "policy_model", "evaluator", "embedding",
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
-    "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing", "shuffle_train",
-    "bucket_pool_batches", "rec_exclude_context",
+    "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing",
+    "shuffle_train", "bucket_pool_batches", "rec_exclude_context",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
@@ -222,6 +221,7 @@ def choice_error(key: str, value: Any, choices: Iterable[str], what: str, source
 def _optimizer_classes() -> Dict[str, type]:
     """CRSLab's optimizer table (torch.optim and the AdamW/Adafactor it adds), real optimizers only."""
     import torch
+
     from crslab.system.base import optim_class
 
     return {name: cls for name, cls in optim_class.items()

@@ -32,8 +32,7 @@ from nltk import ngrams
 
 import crslab.config
 from crslab.evaluator.metrics.base import AverageMetric, Metrics, aggregate_unnamed_reports
-from crslab.evaluator.metrics.gen import (BleuMetric, EmbeddingAverage, F1Metric, GreedyMatch,
-                                          VectorExtrema)
+from crslab.evaluator.metrics.gen import BleuMetric, EmbeddingAverage, F1Metric, GreedyMatch, VectorExtrema
 from crslab.evaluator.standard import StandardEvaluator
 from crslab.evaluator.utils import nice_report
 from crslab_c2crs.data.items import ItemCatalog

@@ -18,7 +18,6 @@ from typing import Any, Dict, Mapping, Optional, Type
 
 from crslab_c2crs.errors import ConfigError
 
-
 ENV_VAR = "CRSLAB_DATA_ROOT"
 PATH_NAMES = ("DATA_PATH", "DATASET_PATH", "MODEL_PATH", "PRETRAIN_PATH", "EMBEDDING_PATH", "SAVE_PATH")
 DEFAULT_RAW = Path("..") / "shared" / "data" / "redial"
@@ -61,7 +60,6 @@ def checkpoint_dir(opt: Mapping[str, Any]) -> Path:
     """``<save>/<checkpoint_dir>``: the folder of one run's stage checkpoints and saved system (default: the
     model's name, so runs of different models never overwrite each other)."""
     import crslab.config
-
     from crslab_c2crs.config import model_name_of
 
     return Path(crslab.config.SAVE_PATH) / (opt.get("checkpoint_dir") or model_name_of(opt))
@@ -71,7 +69,6 @@ def saved_system_file(opt: Mapping[str, Any]) -> Path:
     """Where ``-ss`` saves and ``-rs`` restores the system: CRSLab's ``model_file`` (relative to ``<save>``) when
     set, else ``<checkpoint_dir>/<model>.pth``."""
     import crslab.config
-
     from crslab_c2crs.config import model_name_of
 
     if opt.get("model_file"):

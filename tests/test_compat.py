@@ -194,18 +194,21 @@ from crslab.evaluator.metrics.base import AverageMetric
 check("metric_numbers", lambda: AverageMetric(np.float32(0.5)).value() == 0.5)
 import nltk
 nltk.download = lambda *a, **k: False
-check("interactive_tokenizer", lambda: base.BaseSystem.nltk_tokenize(None, "I loved @1234 .") == ["I", "loved", "@1234", "."])
+check("interactive_tokenizer",
+      lambda: base.BaseSystem.nltk_tokenize(None, "I loved @1234 .") == ["I", "loved", "@1234", "."])
 w = torch.nn.Parameter(torch.tensor(2.0))
 ns = types.SimpleNamespace(update_freq=1, _number_grad_accum=0, _zero_grad=lambda: None, _update_params=lambda: None)
 check("plain_backward", lambda: (base.BaseSystem.backward(ns, 3.0 * w), abs(w.grad.item() - 3.0) < 1e-6)[1])
 kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd").KBRDModel
 att = importlib.import_module("crslab.model.utils.modules.attention").SelfAttentionBatch(4, 4)
-check("kbrd_user_embedding", lambda: kbrd.encode_user(types.SimpleNamespace(user_emb_dim=4, device="cpu", kg_attn=att), [[1, 2]], torch.randn(5, 4)).abs().sum().item() > 0)
+user = types.SimpleNamespace(user_emb_dim=4, device="cpu", kg_attn=att)
+check("kbrd_user_embedding", lambda: kbrd.encode_user(user, [[1, 2]], torch.randn(5, 4)).abs().sum().item() > 0)
 download = importlib.import_module("crslab.download")
 d = tempfile.mkdtemp()
 open(os.path.join(d, ".built"), "w").write("x\n0.1\n")
 download.DownloadableFile.download_file = lambda self, dpath: (_ for _ in ()).throw(RuntimeError("download"))
-check("offline_build", lambda: (download.build(d, download.DownloadableFile("u", "f", "h"), "0.31"), os.path.isdir(d))[1])
+check("offline_build",
+      lambda: (download.build(d, download.DownloadableFile("u", "f", "h"), "0.31"), os.path.isdir(d))[1])
 ev = importlib.import_module("crslab.evaluator")
 check("evaluators", lambda: ev.get_evaluator("conv", "ReDial"))
 open(os.path.join(d, "half.pth"), "wb").write(b"PK\x03\x04")

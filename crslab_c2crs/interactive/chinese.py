@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from rapidfuzz import fuzz, process
 
 import crslab.config
 from crslab_c2crs.data.jieba_tokenize import ChineseTokenizer
-from crslab_c2crs.data.movies import Movie
 from crslab_c2crs.data.layout import TGREDIAL_MOVIES_FILE, tgredial_dir
+from crslab_c2crs.data.movies import Movie
 from crslab_c2crs.data.tgredial import surface_key, title_spans
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.interactive.linker import TitleMatch

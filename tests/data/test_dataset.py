@@ -4,9 +4,8 @@ import json
 
 import pytest
 
+from crslab_c2crs.data.dataset import ReDialReviewDataset, merge_turn_mentions, recent_entities, truncate_context
 from crslab_c2crs.data.layout import redial_dir
-from crslab_c2crs.data.dataset import (ReDialReviewDataset, merge_turn_mentions, recent_entities,
-                                       truncate_context)
 from crslab_c2crs.errors import MissingDataError
 
 END = 2

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.data.builder.dialogs import DialogVocab, convert_conversation
-from crslab_c2crs.data.linking import EntityLinker, kg_candidates
 from crslab_c2crs.data.builder.sources import RawLayout, iter_jsonl, read_json
 from crslab_c2crs.data.builder.stats import agreement
+from crslab_c2crs.data.linking import EntityLinker, kg_candidates
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RAW = SHARED_DATA / "redial"

@@ -1,7 +1,6 @@
 import json
 
-from crslab_c2crs.data.builder.reviews import (build_review_corpus, meta_sentences, movie_sentences,
-                                               review_sentences)
+from crslab_c2crs.data.builder.reviews import build_review_corpus, meta_sentences, movie_sentences, review_sentences
 from crslab_c2crs.data.builder.sources import read_movie_meta
 
 META = {"1": {"name": "Pari (1995)", "genre": ["drama", "romance"], "plot": "A girl wanders. She finds answers.",

@@ -8,9 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from crslab_c2crs.data.builder.word2vec import (
+    WORD2VEC_DIM,
+    WORD2VEC_FILE,
+    check_word_vectors,
+    dialog_sentences,
+    train_word_vectors,
+)
 from crslab_c2crs.data.layout import redial_dir
-from crslab_c2crs.data.builder.word2vec import (WORD2VEC_DIM, WORD2VEC_FILE, check_word_vectors, dialog_sentences,
-                                                train_word_vectors)
 from crslab_c2crs.errors import MissingDataError
 
 SENTENCES = [["I", "loved", "@1", "and", "@2"], ["try", "@2", "it", "is", "funny"], ["I", "loved", "it"]] * 20

@@ -26,8 +26,9 @@ def _message(text, movies):
 
 def test_movie_table_titles_years_and_order():
     entity2id = {"边界线（2014年日剧）": 1, "26615319": 2, "教父": 3, "99": 4, "周星驰": 5}
-    dialogs = {"train": [{"conv_id": "1", "messages": [_message("看 《 星空 下 的 猫 》 和 《 教父 》", ["26615319", "教父"]),
-                                                        _message("《 边界 线 》", ["边界线（2014年日剧）"])]}],
+    dialogs = {"train": [{"conv_id": "1", "messages": [
+                   _message("看 《 星空 下 的 猫 》 和 《 教父 》", ["26615319", "教父"]),
+                   _message("《 边界 线 》", ["边界线（2014年日剧）"])]}],
                "test": [{"conv_id": "2", "messages": [_message("《 星空下 的猫 》 《 教父 》", ["26615319", "教父"]),
                                                        _message("《 星星 猫 》", ["26615319"])]}]}
     paths = {split: Path(f"{split}_data.json") for split in dialogs}

@@ -26,13 +26,32 @@ from crslab_c2crs.data.builder.dialogs import DialogVocab, Mention, convert_conv
 from crslab_c2crs.data.builder.errors import DataBuildError
 from crslab_c2crs.data.builder.output import StagedFolder, check_target, clear_stale_temporaries
 from crslab_c2crs.data.builder.reviews import build_review_corpus, load_imdb_reviews
-from crslab_c2crs.data.builder.sources import (SPLIT_FILES, RawLayout, check_movie_list, check_type, iter_jsonl,
-                                               iter_lines, read_builtin_pickle, read_json, read_mask,
-                                               read_movie_meta, read_text)
+from crslab_c2crs.data.builder.sources import (
+    SPLIT_FILES,
+    RawLayout,
+    check_movie_list,
+    check_type,
+    iter_jsonl,
+    iter_lines,
+    read_builtin_pickle,
+    read_json,
+    read_mask,
+    read_movie_meta,
+    read_text,
+)
 from crslab_c2crs.data.builder.stats import agreement, review_stats, split_stats
 from crslab_c2crs.data.builder.word2vec import dialog_sentences, train_word_vectors, word2vec_stats
-from crslab_c2crs.data.layout import (COPY_MASK_FILE, LINKER_FILE, MOVIES_FILE, REVIEWS_FILE, STATS_FILE,
-                                      WORD2VEC_FILE, mentions_file, redial_dir, redial_kgsf_dir)
+from crslab_c2crs.data.layout import (
+    COPY_MASK_FILE,
+    LINKER_FILE,
+    MOVIES_FILE,
+    REVIEWS_FILE,
+    STATS_FILE,
+    WORD2VEC_FILE,
+    mentions_file,
+    redial_dir,
+    redial_kgsf_dir,
+)
 from crslab_c2crs.data.linking import DEFAULT_THRESHOLD, EntityLinker, kg_candidates
 from crslab_c2crs.data.movies import movie_records, read_movie_csv
 from crslab_c2crs.paths import check_writable_dir

@@ -35,12 +35,23 @@ from tqdm import tqdm
 from crslab_c2crs import atomic
 from crslab_c2crs.data.builder.errors import DataBuildError
 from crslab_c2crs.data.builder.output import StagedFolder, is_ours
-from crslab_c2crs.data.builder.reviews import (FORMAT_VERSION, MAX_REVIEW_SENTENCES, MAX_REVIEW_TOKENS,
-                                               MIN_REVIEW_TOKENS, UNK_ID)
+from crslab_c2crs.data.builder.reviews import (
+    FORMAT_VERSION,
+    MAX_REVIEW_SENTENCES,
+    MAX_REVIEW_TOKENS,
+    MIN_REVIEW_TOKENS,
+    UNK_ID,
+)
 from crslab_c2crs.data.builder.sources import iter_jsonl, read_json
 from crslab_c2crs.data.jieba_tokenize import ChineseTokenizer, split_sentences
-from crslab_c2crs.data.layout import (COPY_MASK_FILE, REVIEWS_FILE, SPLITS, TGREDIAL_MOVIES_FILE, tgredial_dir,
-                                      tgredial_kgsf_dir)
+from crslab_c2crs.data.layout import (
+    COPY_MASK_FILE,
+    REVIEWS_FILE,
+    SPLITS,
+    TGREDIAL_MOVIES_FILE,
+    tgredial_dir,
+    tgredial_kgsf_dir,
+)
 from crslab_c2crs.data.tgredial import CRSLAB_FILES, check_files, crslab_file_help, plain_title, utterance_mentions
 from crslab_c2crs.errors import MissingDataError
 

@@ -58,6 +58,6 @@ def check_word_vectors(dataset_dir: Path, name: str) -> None:
     if (dataset_dir / ".built").is_file() and not (dataset_dir / name).is_file():
         hint = (f"rebuild the data with: python -m crslab_c2crs.data build redial --data-root "
                 f"{dataset_dir.parent.parent.parent} --force" if name == WORD2VEC_FILE else
-                f"place the file there")
+                "place the file there")
         raise MissingDataError(f"embedding: {dataset_dir / name} does not exist; {hint}, or run without "
                                f"pretrained word vectors with --set embedding=null")

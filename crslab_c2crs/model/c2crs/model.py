@@ -17,9 +17,9 @@ from contextlib import nullcontext
 from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from crslab.model.base import BaseModel
 from torch import Tensor, nn
 
+from crslab.model.base import BaseModel
 from crslab_c2crs.model.c2crs.config import FREEZABLE, C2CRSConfig
 from crslab_c2crs.model.c2crs.contrastive import (
     ContrastiveHeads,
@@ -29,8 +29,7 @@ from crslab_c2crs.model.c2crs.contrastive import (
     fine_loss,
     first_occurrences,
 )
-from crslab_c2crs.model.c2crs.decoder import (C2CRSDecoder, DecoderMemory, teacher_forcing, token_weights,
-                                              weighted_nll)
+from crslab_c2crs.model.c2crs.decoder import C2CRSDecoder, DecoderMemory, teacher_forcing, token_weights, weighted_nll
 from crslab_c2crs.model.c2crs.encoders import (
     HistoryEncoder,
     HistoryEncoding,
