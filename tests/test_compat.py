@@ -12,6 +12,7 @@ import torch
 import crslab_c2crs
 from crslab_c2crs import compat
 from crslab_c2crs.errors import MissingDataError
+from crslab_c2crs.paths import PATH_NAMES
 
 
 def test_apply_is_idempotent_and_covers_every_patch():
@@ -112,9 +113,11 @@ def test_relocate_points_every_loaded_crslab_module_at_the_data_root(tmp_path, m
     import crslab.config
 
     redial = importlib.import_module("crslab.data.dataset.redial.redial")
-    for module in (crslab.config, redial):
-        monkeypatch.setattr(module, "DATASET_PATH", module.DATASET_PATH)
-    monkeypatch.setattr(crslab.config, "SAVE_PATH", crslab.config.SAVE_PATH)
+    for name, module in list(sys.modules.items()):
+        if name == "crslab" or name.startswith("crslab."):
+            for const in PATH_NAMES:
+                if hasattr(module, const):
+                    monkeypatch.setattr(module, const, getattr(module, const))
     monkeypatch.setenv("CRSLAB_DATA_ROOT", "unchanged")
     paths = compat.relocate(tmp_path)
     assert paths["DATASET_PATH"] == str(tmp_path / "dataset")
