@@ -125,12 +125,12 @@ def main(argv: List[str] | None = None) -> int:
     require_built_data(parser, args.data_root)
 
     import crslab_c2crs  # noqa: F401  (applies the CRSLab patches)
+    from crslab_c2crs.compat import relocate
     from crslab_c2crs.config import load_config
     from crslab_c2crs.data.batching import bucketed_batches
     from crslab_c2crs.data.dataloader import C2CRSDataLoader
     from crslab_c2crs.data.dataset import ReDialReviewDataset
     from crslab_c2crs.model.c2crs import C2CRSModel
-    from crslab_c2crs.paths import relocate
     from crslab_c2crs.reproducibility import seed_everything
 
     relocate(Path(args.data_root).resolve())
@@ -214,7 +214,8 @@ def main(argv: List[str] | None = None) -> int:
                 end_rate=sum(end in row for row in generated) / len(generated),
                 repeat_share=repeat_share(hyps), reference_repeat_share=repeat_share(refs),
                 exact_match=sum(h == r for h, r in zip(hyps, refs)) / len(refs),
-                token_recall=sum(len(set(h) & set(r)) for h, r in zip(hyps, refs)) / max(1, sum(len(set(r)) for r in refs)),
+                token_recall=sum(len(set(h) & set(r)) for h, r in zip(hyps, refs))
+                / max(1, sum(len(set(r)) for r in refs)),
                 examples=[" ".join(vocab["ind2tok"][t] for t in row) for row in hyps[:5]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -152,8 +152,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.steps < 2:
         parser.error("--steps: at least 2 (the first step is a warm-up and is not timed)")
     require_built_data(parser, args.data_root)
-    from crslab_c2crs.cli import build_parser, run
     import crslab_c2crs.system.c2crs as c2crs
+    from crslab_c2crs.cli import build_parser, run
 
     tracker = child.StageTracker()
     child.install_timers(tracker)

@@ -1,4 +1,4 @@
-"""Benchmark PyG ``RGCNConv`` against ``FastRGCNConv`` on ReDial's DBpedia KG.
+"""Benchmark PyG ``RGCNConv`` against ``BasisFirstRGCNConv`` on ReDial's DBpedia KG.
 
 Usage: ``python -m bench.rgcn --data /work/shared/data/redial/crslab_nltk``
 
@@ -24,7 +24,7 @@ from loguru import logger
 from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv
 
-from crslab_c2crs.model.rgcn import FastRGCNConv
+from crslab_c2crs.model.rgcn import BasisFirstRGCNConv
 
 SELF_LOOP_ID = 185
 MIN_RELATION_EDGES = 1000
@@ -109,7 +109,7 @@ def main() -> None:
         f"KG: {n_entity} entities, {edge_index.size(1)} edges, {n_relation} relations"
     )
 
-    fast = FastRGCNConv(n_entity, args.dim, n_relation, num_bases=args.num_bases)
+    fast = BasisFirstRGCNConv(n_entity, args.dim, n_relation, num_bases=args.num_bases)
     pyg = RGCNConv(n_entity, args.dim, n_relation, num_bases=args.num_bases)
     pyg.load_state_dict(fast.state_dict())
     grad_out = torch.randn(n_entity, args.dim)
@@ -134,7 +134,7 @@ def main() -> None:
     # are also compared with a float64 evaluation (of the fast layer, which
     # the tests show equals PyG's to ~1e-15 in float64) to see whose error
     # the difference is.
-    exact = FastRGCNConv(
+    exact = BasisFirstRGCNConv(
         n_entity, args.dim, n_relation, num_bases=args.num_bases
     ).double()
     exact.load_state_dict(fast.state_dict())

@@ -95,10 +95,10 @@ def ratios(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Dict[str, floa
 def epoch_sizes(data_root: str) -> Dict[str, int]:
     """Training samples per epoch of each C2-CRS stage on the built data."""
     import crslab_c2crs  # noqa: F401  (applies the CRSLab patches)
+    from crslab_c2crs.compat import relocate
     from crslab_c2crs.config import load_config
     from crslab_c2crs.data.dataloader import C2CRSDataLoader
     from crslab_c2crs.data.dataset import ReDialReviewDataset
-    from crslab_c2crs.paths import relocate
 
     relocate(Path(data_root))
     opt = load_config(ROOT / CONFIGS["C2CRS"])

@@ -41,14 +41,6 @@ def crslab_paths(data_root: Path) -> Dict[str, str]:
     }
 
 
-def relocate(data_root: Path) -> Dict[str, str]:
-    """Point CRSLab at ``data_root``: :func:`crslab_c2crs.compat.relocate`, which rebinds CRSLab's constants (this
-    name stays for ``bench.speed`` and ``bench.learnability``)."""
-    from crslab_c2crs.compat import relocate as rebind
-
-    return rebind(data_root)
-
-
 def current_data_root() -> Path:
     """The data root CRSLab currently uses."""
     import crslab.config

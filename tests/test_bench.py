@@ -78,15 +78,32 @@ def test_bench_repeats_every_run_per_seed(tiny_root, tmp_path):
     assert "± 0.0000" in (tmp_path / "redial-cpu.md").read_text()  # nothing random in a shortcut baseline
 
 
+@pytest.mark.slow
+def test_separate_commands_merge_into_one_report_with_each_runs_commit(tiny_root, tmp_path):
+    """One model per command (as the cpu-long profile is run): each run is recorded with its commit and seed, and
+    every report of the profile merges all recorded runs."""
+    for model in ("RepeatContext", "Popularity"):
+        assert redial.main(["--models", model, "--data-root", str(tiny_root), "--out", str(tmp_path)]) == 0
+    records = sorted(path.name for path in (tmp_path / "redial-cpu-runs").iterdir())
+    assert records == ["Popularity-seed42.json", "RepeatContext-seed42.json"]
+    report = json.loads((tmp_path / "redial-cpu.json").read_text())
+    assert [run["name"] for run in report["runs"]] == ["Popularity", "RepeatContext"]  # canonical order
+    assert all(run["git_commits"] == [redial.git_commit()] for run in report["runs"])
+    assert f"Popularity `{redial.git_commit()[:7]}`" in (tmp_path / "redial-cpu.md").read_text()
+    # a rerun of one model replaces its record instead of adding a second copy of the same seed
+    assert redial.main(["--models", "Popularity", "--data-root", str(tiny_root), "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "redial-cpu.json").read_text())
+    assert [run["seeds"] for run in report["runs"]] == [[42], [42]]
+
+
 @pytest.fixture
 def restore_patched_classes(monkeypatch):
     """bench.profile runs in this process and wraps class attributes (as bench.child does in its own process):
     put them back after the test so that later tests see stock classes."""
+    import crslab_c2crs.system.baselines as baselines
     from crslab.data.dataloader.base import BaseDataLoader
     from crslab.evaluator.metrics.base import Metrics
     from crslab.system.base import BaseSystem
-
-    import crslab_c2crs.system.baselines as baselines
     from crslab_c2crs.system.c2crs import C2CRSSystem
 
     patched = [(BaseSystem, "__init__"), (BaseDataLoader, "get_data"), (Metrics, "add"),

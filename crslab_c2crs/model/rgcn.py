@@ -382,6 +382,3 @@ def build_rgcn(
     cls = BasisFirstRGCNConv if fast else RGCNConv
     return cls(num_nodes, out_channels, num_relations, num_bases=num_bases, aggr=aggr)
 
-
-# The former name, still imported by bench/rgcn.py.
-FastRGCNConv = BasisFirstRGCNConv
