@@ -17,6 +17,7 @@ def test_defaults_follow_the_paper_and_sizes_come_from_the_data():
     assert (config.num_bases, config.temperature, config.coarse_lambda) == (8, 0.07, 0.2)
     assert (config.token_freq_beta, config.token_freq_gamma, config.response_truncate) == (1500.0, 0.02, 30)
     assert config.use_history and config.use_kg and config.use_review and config.fast_rgcn
+    assert config.block_ngram == 0 and _from({"block_ngram": 3}).block_ngram == 3  # plain greedy unless asked
     assert (config.vocab_size, config.n_entity, config.n_relation) == (tiny.VOCAB_SIZE, tiny.N_ENTITY, 2)
     assert (config.pad_token_idx, config.start_token_idx, config.end_token_idx) == (tiny.PAD, tiny.START, tiny.END)
 
@@ -42,6 +43,7 @@ def test_data_sizes_cannot_be_overridden_from_the_yaml():
         ({"token_emb_dim": 15, "n_heads": 2}, "'token_emb_dim' (= token_dim)"),
         ({"coarse_weight_th": -1}, "'coarse_weight_th' (= token_freq_gamma)"),
         ({"kg_dim": 8, "kg_emb_dim": 16}, "given twice"),
+        ({"block_ngram": -1}, "'block_ngram' must be >= 0"),
     ],
 )
 def test_invalid_values_name_the_key(opt, fragment):

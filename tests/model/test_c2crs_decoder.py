@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 import tiny_c2crs as tiny
-from crslab_c2crs.model.c2crs.decoder import token_weights, weighted_nll
+from crslab_c2crs.model.c2crs.decoder import repeated_ngram_ends, token_weights, weighted_nll
 
 
 def _memory(model, batch):
@@ -186,3 +186,32 @@ def test_fused_training_logits_equal_the_separate_products():
         separate = model.decoder.output_logits(hidden, memory)
     torch.testing.assert_close(fused, separate)
     assert fused.requires_grad
+
+
+def test_repeated_ngram_ends_on_hand_made_rows():
+    generated = torch.tensor([[5, 6, 5], [7, 7, 8]])
+
+    def banned(n):
+        return [sorted(torch.nonzero(row).flatten().tolist()) for row in repeated_ngram_ends(generated, n, 10)]
+
+    assert banned(1) == [[5, 6], [7, 8]]  # any token already generated
+    assert banned(2) == [[6], []]  # row 0 ends in 5 and "5 6" occurred; row 1 ends in 8, never followed yet
+    assert banned(3) == [[], []]
+    assert banned(4) == [[], []]  # shorter than n: nothing to repeat
+
+
+def test_greedy_ngram_blocking_never_repeats_an_ngram_and_is_off_by_default():
+    model = tiny.model(response_truncate=12).eval()
+    with torch.no_grad():
+        model.decoder.copy_output.bias.zero_()
+        model.decoder.copy_output.bias[7] = 50.0  # token 7 dominates every step
+        model.decoder.copy_output.bias[tiny.END] = -50.0
+    memory = _memory(model, tiny.batch())
+    assert torch.all(model.decoder.greedy(memory, 12) == 7)  # plain greedy: the degenerate repetition
+    for n in (1, 2, 3):
+        for row in model.decoder.greedy(memory, 12, block_ngram=n).tolist():
+            ngrams = [tuple(row[i:i + n]) for i in range(len(row) - n + 1)]
+            assert len(ngrams) == len(set(ngrams)), (n, row)
+    # the cached and the recomputing paths block the same tokens
+    assert torch.equal(model.decoder.greedy(memory, 12, block_ngram=2),
+                       model.decoder.greedy(memory, 12, use_cache=False, block_ngram=2))

@@ -80,6 +80,9 @@ class C2CRSConfig:
         coarse_lambda: λ of Eq. 7.
         n_positions, embeddings_scale, learn_positional_embeddings: position codes and embedding scaling.
         response_truncate: maximum number of generated tokens at test time.
+        block_ngram: n > 0 forbids greedy decoding to repeat an n-gram within a response (ParlAI's
+            ``beam_block_ngram``, Hugging Face's ``no_repeat_ngram_size``); 0 (default) is the paper's plain greedy
+            decoding. A decoding choice, not part of the model: the benchmark figures use 0.
         token_freq_beta, token_freq_gamma: β and γ of Eq. 12.
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
@@ -110,6 +113,7 @@ class C2CRSConfig:
     embeddings_scale: bool = True
     learn_positional_embeddings: bool = False
     response_truncate: int = DEFAULTS.response_truncate
+    block_ngram: int = 0
     token_freq_beta: float = 1500.0
     token_freq_gamma: float = 0.02
     use_history: bool = True
@@ -190,7 +194,7 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"C2CRS option '{name}' must be an integer, got {value!r}")
-        minimum = 0 if name.endswith("_idx") else 1
+        minimum = 0 if name.endswith("_idx") or name == "block_ngram" else 1
         if value < minimum:
             raise ConfigError(f"C2CRS option '{name}' must be >= {minimum}, got {value!r}")
         return value

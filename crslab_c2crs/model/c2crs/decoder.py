@@ -49,6 +49,27 @@ def teacher_forcing(response: Tensor) -> Tuple[Tensor, Tensor]:
     return response[:, :-1], response[:, 1:]
 
 
+def repeated_ngram_ends(generated: Tensor, n: int, vocab_size: int) -> Tensor:
+    """The tokens that would repeat an n-gram of their row if generated next.
+
+    Args:
+        generated: ``(batch, t)`` tokens generated so far (without START).
+        n: n-gram length (``>= 1``).
+        vocab_size: ``V``.
+
+    Returns:
+        BoolTensor ``(batch, V)``: token w is True in row b when ``generated[b, -(n-1):] + [w]`` already occurs
+        in ``generated[b]``.
+    """
+    banned = torch.zeros(generated.shape[0], vocab_size, device=generated.device)
+    if generated.shape[1] < n:
+        return banned.bool()
+    windows = generated.unfold(1, n, 1)  # (batch, t - n + 1, n)
+    prefix = generated[:, generated.shape[1] - n + 1:]  # the last n - 1 tokens
+    match = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=-1)
+    return banned.scatter_add_(1, windows[:, :, -1], match.to(banned.dtype)).gt(0)
+
+
 def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int) -> Tensor:
     """Instance-weighted generation loss: ``Σ α(w) · (−log P(w)) / #non-pad targets``.
 
@@ -288,7 +309,7 @@ class C2CRSDecoder(nn.Module):
         return self.output_logits(self(inputs, memory)[real], memory, rows), real
 
     @torch.no_grad()
-    def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True) -> Tensor:
+    def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True, block_ngram: int = 0) -> Tensor:
         """Greedy decoding until every row has emitted END or ``max_len`` tokens were generated.
 
         Args:
@@ -296,6 +317,8 @@ class C2CRSDecoder(nn.Module):
             max_len: most tokens to generate.
             use_cache: decode incrementally, caching self-attention keys/values per layer and the memories'
                 keys/values; False recomputes the whole prefix every step (same result, slower).
+            block_ngram: n > 0: never pick a token that repeats an n-gram of the row (see
+                :func:`repeated_ngram_ends`); 0: plain greedy decoding.
 
         Returns:
             ``(batch, ≤ max_len)`` generated ids without the leading START; after a row's END the rest of the
@@ -311,7 +334,11 @@ class C2CRSDecoder(nn.Module):
                 hidden = self(tokens[:, -1:], memory, cache, position_offset=step)
             else:
                 hidden = self(tokens, memory)
-            next_token = self.output_logits(hidden[:, -1:], memory).argmax(dim=-1).squeeze(1)
+            logits = self.output_logits(hidden[:, -1:], memory).squeeze(1)
+            if block_ngram:
+                logits = logits.masked_fill(repeated_ngram_ends(tokens[:, 1:], block_ngram, logits.shape[-1]),
+                                            float("-inf"))
+            next_token = logits.argmax(dim=-1)
             next_token = next_token.masked_fill(finished, self.pad_token_idx)
             tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)
             finished = finished | next_token.eq(self.end_token_idx)

@@ -334,7 +334,8 @@ class C2CRSModel(BaseModel):
         _check_mode(mode)
         if mode == "test":
             with torch.no_grad():
-                return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate)
+                return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate,
+                                                 block_ngram=self.config.block_ngram)
         return self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
 
     def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:
