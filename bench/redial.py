@@ -150,7 +150,7 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
     result = json.loads(out.read_text(encoding="utf-8"))
     result.update(meta, name=name, model=model, overrides=overrides, caps=caps, profile=args.profile,
                   git_commit=commit, bench_wall_seconds=time.time() - started)
-    result["valid_recall@10"] = valid_recall_curve(result)
+    result["valid_recall@10"] = valid_curve(result, "hit@10")
     logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
     records.mkdir(parents=True, exist_ok=True)
     write_json(records / f"{run_name}.json", result, indent=1, default=str)
@@ -168,16 +168,19 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
     runs = []
     for name in names:
         results = sorted(by_name[name], key=lambda result: result["seed"])
+        for result in results:
+            result["valid_gen_loss"] = valid_curve(result, "gen_loss")
         first = results[0]
         runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
                          probe=first["probe"], git_commits=sorted({result["git_commit"] for result in results})))
     return runs
 
 
-def valid_recall_curve(result: Dict) -> List[float]:
-    """Validation Recall@10 after each rec epoch, from the run's evaluator history."""
-    return [entry["metrics"]["hit@10"] for entry in result["history"]
-            if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
+def valid_curve(result: Dict, metric: str) -> List[float]:
+    """A validation metric after each epoch of the stage that reports it, from the run's evaluator history:
+    ``hit@10`` (rec epochs), ``gen_loss`` (conv epochs: the plain negative log-likelihood for every model)."""
+    return [entry["metrics"][metric] for entry in result["history"]
+            if entry["mode"] in ("val", "valid") and metric in entry["metrics"]]
 
 
 def mean_std(values: List[float]) -> Tuple[float, float]:
@@ -322,7 +325,7 @@ def plot(report: Dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.5))
     for run in report["runs"]:
         if run["probe"]:
             continue
@@ -333,13 +336,17 @@ def plot(report: Dict, path: Path) -> None:
                          else "black", label=run["name"])
         elif recall:
             left.plot(range(1, len(recall) + 1), recall, marker="o", label=run["name"])
+        nll = run.get("valid_gen_loss")
+        if nll:
+            middle.plot(range(1, len(nll) + 1), nll, marker="o", label=run["name"])
         offset = 0
         for stage, losses in run["pretrain_losses"].items():
             right.plot(range(offset + 1, offset + len(losses) + 1), losses, label=f"{run['name']} {stage}")
             offset += len(losses)
     left.set(title="Validation Recall@10 per rec epoch (first seed)", xlabel="epoch", ylabel="Recall@10")
+    middle.set(title="Validation NLL per conv epoch (first seed)", xlabel="epoch", ylabel="NLL per token")
     right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss")
-    for axis in (left, right):
+    for axis in (left, middle, right):
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # a run of shortcut baselines alone has no pre-training curve
             axis.legend(fontsize=8)
@@ -354,7 +361,10 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--models", default="KBRD,KGSF,C2CRS," + ",".join(SHORTCUTS))
     parser.add_argument("--kernels", default="fast,stock",
                         help="fast: full runs with the exact fast R-GCN; stock: speed probes with CRSLab's R-GCN")
-    parser.add_argument("--ablations", action="store_true", help="also run the Table 4 ablations of C2-CRS")
+    parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
+                        help="also run Table 4 ablations of C2-CRS: all, or those listed (no_pretrain,no_fine)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild the report from the runs recorded for the profile")
     parser.add_argument("--data-root", default=str(ROOT / "data"))
     parser.add_argument("--seed", type=int, default=42, help="first seed")
     parser.add_argument("--seeds", type=int, default=1,
@@ -362,14 +372,22 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.data_root = str(Path(args.data_root).resolve())
-    models, kernels = args.models.split(","), args.kernels.split(",")
-    for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock"))):
+    models, kernels = [m for m in args.models.split(",") if m], args.kernels.split(",")
+    ablations = [a for a in args.ablations.split(",") if a]
+    for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock")),
+                                ("--ablations", ablations, ABLATIONS)):
         if not set(chosen) <= set(known):
             parser.error(f"{name}: unknown {sorted(set(chosen) - set(known))}; choose from {sorted(known)}")
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: give at least 1")
-    require_built_data(parser, args.data_root)
     out_dir = Path(args.out)
+    records = out_dir / f"redial-{args.profile}-runs"
+    if args.report_only:
+        models, ablations = [], []
+        if not records.is_dir():
+            parser.error(f"--report-only: no runs recorded for profile {args.profile} in {records}")
+    else:
+        require_built_data(parser, args.data_root)
     workdir = out_dir / f"runs-{args.profile}"
     workdir.mkdir(parents=True, exist_ok=True)
     import torch
@@ -379,10 +397,7 @@ def main(argv: List[str] | None = None) -> int:
     plan = [(f"{model}-{kernel}", model, kernel, None) for kernel in kernels for model in models
             if model not in SHORTCUTS]
     plan += [(model, model, None, None) for model in models if model in SHORTCUTS]
-    if args.ablations:
-        plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ABLATIONS]
-    records = out_dir / f"redial-{args.profile}-runs"
-    started = time.time()
+    plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ablations]
     for name, model, kernel, ablation in plan:
         probe = kernel == "stock"
         overrides = list(profile["overrides"].get(model, []))
@@ -399,8 +414,9 @@ def main(argv: List[str] | None = None) -> int:
     runs = load_records(records, order)
     report = {"profile": args.profile, "git_commit": git_commit(), "machine": f"{platform.machine()} "
               f"{os.cpu_count()} cores, {platform.platform()}", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "seed": args.seed, "seeds": seeds, "budget": profile,
-              "wall_minutes": (time.time() - started) / 60, "runs": runs,
+              "threads": torch.get_num_threads(), "seed": args.seed,
+              "seeds": sorted({seed for run in runs for seed in run["seeds"]}), "budget": profile,
+              "wall_minutes": sum(run["bench_wall_seconds"] for run in runs) / 60, "runs": runs,
               "speed": speed_table(runs), "kernel_speedups": kernel_speedups(runs)}
     stem = out_dir / f"redial-{args.profile}"
     write_report(stem, report, markdown(report))

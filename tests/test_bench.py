@@ -94,6 +94,14 @@ def test_separate_commands_merge_into_one_report_with_each_runs_commit(tiny_root
     assert redial.main(["--models", "Popularity", "--data-root", str(tiny_root), "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "redial-cpu.json").read_text())
     assert [run["seeds"] for run in report["runs"]] == [[42], [42]]
+    # the report alone is rebuilt from the records, without data or runs
+    (tmp_path / "redial-cpu.json").unlink()
+    assert redial.main(["--report-only", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "redial-cpu.json").read_text())["runs"] == report["runs"]
+    with pytest.raises(SystemExit):
+        redial.main(["--report-only", "--profile", "paper", "--out", str(tmp_path)])  # nothing recorded
+    with pytest.raises(SystemExit):
+        redial.main(["--ablations", "no_such_row", "--out", str(tmp_path)])
 
 
 @pytest.fixture
