@@ -345,7 +345,8 @@ def plot(report: Dict, path: Path) -> None:
             offset += len(losses)
     left.set(title="Validation Recall@10 per rec epoch (first seed)", xlabel="epoch", ylabel="Recall@10")
     middle.set(title="Validation NLL per conv epoch (first seed)", xlabel="epoch", ylabel="NLL per token")
-    right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss")
+    # log scale: KGSF's MIM loss spikes to 10^4 while the InfoNCE losses sit near 1-60
+    right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss (log scale)", yscale="log")
     for axis in (left, middle, right):
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # a run of shortcut baselines alone has no pre-training curve
