@@ -36,13 +36,13 @@ CONFIGS = {"KBRD": "config/kbrd/redial.yaml", "KGSF": "config/kgsf/redial.yaml",
 # Shortcut baselines: nothing is trained, so they have no budget, no R-GCN kernel and no training to time.
 SHORTCUTS = ("Popularity", "RepeatContext")
 
+REC_EARLY_STOP = ("rec.early_stop=true", "rec.stop_mode=max", "rec.impatience=2")
 # Budgets. The same rules for every model: equal rec and conv epochs and batch sizes; pre-training (KGSF's MIM,
 # C2-CRS's coarse + fine) gets the same number of epochs in total. ``caps`` (see bench.child) bound the batches
 # of a pass identically for every model: in the cpu profile, each pre-training epoch is 20 batches of 256 and
 # the conv epoch 40 batches of 128 (the rec epochs are whole), conv validation (early stopping only) sees 10
 # batches, the conv test the first 40 batches (5,120 samples); the rec test is always the whole test set.
 # A model a profile does not list (the shortcut baselines) runs with its config unchanged.
-REC_EARLY_STOP = ("rec.early_stop=true", "rec.stop_mode=max", "rec.impatience=2")
 PROFILES: Dict[str, Dict[str, Any]] = {
     "cpu": {
         "caps": ["train.pretrain=20", "valid.pretrain=10", "train.conv=40", "valid.conv=10", "test.conv=40"],
@@ -150,7 +150,6 @@ def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: 
     result = json.loads(out.read_text(encoding="utf-8"))
     result.update(meta, name=name, model=model, overrides=overrides, caps=caps, profile=args.profile,
                   git_commit=commit, bench_wall_seconds=time.time() - started)
-    result["valid_recall@10"] = valid_curve(result, "hit@10")
     logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")
     records.mkdir(parents=True, exist_ok=True)
     write_json(records / f"{run_name}.json", result, indent=1, default=str)
@@ -168,7 +167,8 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
     runs = []
     for name in names:
         results = sorted(by_name[name], key=lambda result: result["seed"])
-        for result in results:
+        for result in results:  # the curves are derived from the recorded evaluator history
+            result["valid_recall@10"] = valid_curve(result, "hit@10")
             result["valid_gen_loss"] = valid_curve(result, "gen_loss")
         first = results[0]
         runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
