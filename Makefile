@@ -7,12 +7,13 @@ DATA_ROOT ?= data
 CONFIG ?= config/c2crs/redial.yaml
 STAMP := $(VENV)/.installed
 
-# The quick start: C2-CRS through every stage on a budget that learns (about 25 minutes of training on 2 cores):
-# 40 + 40 pre-training batches (the BatchNorm heads leave the chance plateau within ~15), 4 rec epochs, one conv
-# epoch; shortened validation for the pre-training and conv stages; the full test set.
+# The quick start: C2-CRS through every stage on a budget that learns (about 30 minutes on 2 cores, README):
+# 40 + 40 pre-training batches (the BatchNorm heads leave the chance plateau within ~15), 4 rec epochs, two conv
+# epochs (after one the decoder still repeats words); shortened validation for the pre-training and conv stages;
+# the full test set.
 QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max_batches=5 \
 	--set fine.epoch=1 --set fine.max_batches=40 --set fine.valid_max_batches=5 \
-	--set rec.epoch=4 --set conv.epoch=1 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
+	--set rec.epoch=4 --set conv.epoch=2 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
 	--set checkpoint_dir=C2CRS_quickstart
 CHAT := $(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) \
 	--set checkpoint_dir=C2CRS_quickstart -rs -i

@@ -85,7 +85,8 @@ REPEAT_TABLE = (("in context", "target_in_context"), ("R@1", "hit@1"), ("R@10", 
                 ("new MRR@10", "new_mrr@10"), ("coverage@10", "coverage@10"), ("popularity@10", "popularity@10"))
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"), ("D-2", "dist_ratio@2"), ("D-3", "dist_ratio@3"),
-         ("D-4", "dist_ratio@4"), ("D-2 (CRSLab)", "dist@2"), ("D-3 (CRSLab)", "dist@3"), ("D-4 (CRSLab)", "dist@4"))
+         ("D-4", "dist_ratio@4"), ("D-2 (CRSLab)", "dist@2"), ("D-3 (CRSLab)", "dist@3"), ("D-4 (CRSLab)", "dist@4"),
+         ("length", "response_len"))
 PAPER = {  # C2-CRS paper, Tables 1 and 2 (ReDial); Distinct is corpus-level unique/total n-grams there.
     "KBRD": {"hit@1": 0.031, "hit@10": 0.150, "hit@50": 0.336, "dist_ratio@2": 0.086, "dist_ratio@3": 0.153,
              "dist_ratio@4": 0.265},
@@ -170,6 +171,9 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
         for result in results:  # the curves are derived from the recorded evaluator history
             result["valid_recall@10"] = valid_curve(result, "hit@10")
             result["valid_gen_loss"] = valid_curve(result, "gen_loss")
+            test = result["test"]
+            if test.get("dist_ratio@1"):  # tokens / responses = (distinct / responses) / (distinct / tokens)
+                test["response_len"] = test["dist@1"] / test["dist_ratio@1"]
         first = results[0]
         runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
                          probe=first["probe"], git_commits=sorted({result["git_commit"] for result in results})))
@@ -252,10 +256,11 @@ def _ratio(value: Any) -> str:
 
 
 def _cell(run: Dict, key: str) -> str:
-    """``mean`` or ``mean ± std`` (several seeds) of a test metric; popularity (a mention count) with 1 decimal."""
+    """``mean`` or ``mean ± std`` (several seeds) of a test metric; popularity (a mention count) and length
+    (tokens) with 1 decimal."""
     if key not in run["test"]:
         return "-"
-    digits = 1 if key.startswith("popularity@") else 4
+    digits = 1 if key.startswith("popularity@") or key == "response_len" else 4
     mean = f"{run['test'][key]:.{digits}f}"
     return f"{mean} ± {run['test_std'][key]:.{digits}f}" if len(run["seeds"]) > 1 else mean
 
@@ -283,7 +288,8 @@ def markdown(report: Dict) -> str:
              + (f"; caps `{' '.join(profile['caps'])}` (bench/child.py)" if profile["caps"] else "")
              + f"; {' and '.join(SHORTCUTS)} are shortcut baselines (nothing trained).", "",
              "D-n = distinct n-grams / all n-grams over the test responses (the C2-CRS paper's definition); "
-             "D-n (CRSLab) = distinct n-grams / responses (CRSLab's `dist@n`).", "",
+             "D-n (CRSLab) = distinct n-grams / responses (CRSLab's `dist@n`); length = mean generated tokens per "
+             "response (`dist@1 / dist_ratio@1`).", "",
              "## Quality (test set)", ""]
     lines += _quality_table(report["runs"], TABLE)
     for model, paper in PAPER.items():

@@ -44,6 +44,7 @@ def test_data_sizes_cannot_be_overridden_from_the_yaml():
         ({"coarse_weight_th": -1}, "'coarse_weight_th' (= token_freq_gamma)"),
         ({"kg_dim": 8, "kg_emb_dim": 16}, "given twice"),
         ({"block_ngram": -1}, "'block_ngram' must be >= 0"),
+        ({"stop_loss": "none"}, "'stop_loss' must be one of ('plain', 'weighted')"),
     ],
 )
 def test_invalid_values_name_the_key(opt, fragment):

@@ -41,6 +41,57 @@ def test_weighted_nll_weights_each_target_and_normalises_by_real_tokens():
     torch.testing.assert_close(weighted_nll(logits, target, alpha, 0), expected)
 
 
+def test_unweighted_stop_with_unit_weights_is_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 7) * 4
+    target = torch.tensor([[4, 5, 2, 0, 0], [3, 2, 0, 0, 0], [6, 6, 6, 6, 2]])
+    expected = F.cross_entropy(logits.reshape(-1, 7), target.reshape(-1), ignore_index=0)
+    torch.testing.assert_close(weighted_nll(logits, target, torch.ones(7), 0, end_token_idx=2), expected)
+
+
+def test_unweighted_stop_on_hand_made_targets():
+    """An END target costs -log P(END); a word -log P(continue) + alpha(w) (-log P(w | continue))."""
+    logits = torch.tensor([[0.0, 0.0, 1.0, 2.0, -1.0], [0.0, 0.0, 1.0, 2.0, -1.0]])
+    target = torch.tensor([2, 3])
+    alpha = torch.tensor([1.0, 1.0, 1.0, 0.25, 1.0])
+    prob = torch.softmax(logits[0], dim=-1)
+    cont = 1 - prob[2]
+    expected = (-torch.log(prob[2]) + (-torch.log(cont) - 0.25 * torch.log(prob[3] / cont))) / 2
+    torch.testing.assert_close(weighted_nll(logits, target, alpha, 0, end_token_idx=2), expected)
+
+
+def test_unweighted_stop_is_finite_where_end_is_certain():
+    logits = torch.zeros(2, 6)
+    logits[:, 2] = 60.0  # P(continue) rounds to 0 in float32: the loss must not be inf or nan
+    logits.requires_grad_()
+    loss = weighted_nll(logits, torch.tensor([2, 4]), torch.full((6,), 0.5), 0, end_token_idx=2)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and loss.item() > 25
+
+
+@pytest.mark.parametrize("end_token_idx, expected_end", [(None, 0.5 / (0.5 + 0.3 * 0.2 + 0.2)), (2, 0.5)])
+def test_loss_optimum_keeps_the_stop_probability_of_the_data_only_when_stop_is_unweighted(end_token_idx,
+                                                                                          expected_end):
+    """Free logits fitted to targets END 50%, word 3 30% (alpha 0.2), word 4 20%: the weighted NLL's optimum is
+    P proportional to alpha q, which inflates END; the unweighted stop keeps P(END) = q(END) and weights only
+    the words, P(w | continue) proportional to alpha(w) q(w | continue)."""
+    alpha = torch.tensor([1.0, 1.0, 1.0, 0.2, 1.0, 1.0])
+    target = torch.tensor([2] * 5 + [3] * 3 + [4] * 2)
+    logits = torch.zeros(6, requires_grad=True)
+    optimizer = torch.optim.LBFGS([logits], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = weighted_nll(logits.expand(10, 6), target, alpha, 0, end_token_idx)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    prob = torch.softmax(logits.detach(), dim=-1)
+    assert prob[2].item() == pytest.approx(expected_end, abs=2e-3)
+    assert (prob[3] / prob[4]).item() == pytest.approx(0.3 * 0.2 / 0.2, abs=5e-3)
+
+
 def test_zero_copy_mask_gives_the_tied_generation_logits():
     model = tiny.model(copy_mask=torch.zeros(tiny.VOCAB_SIZE, dtype=torch.bool)).eval()
     batch = tiny.batch()
@@ -75,7 +126,7 @@ def test_forced_decoding_predicts_response_without_start():
     hidden = model.decoder(batch["response"][:, :-1], memory)
     logits = model.decoder.output_logits(hidden, memory)  # every position, padding included
     targets = batch["response"][:, 1:]
-    torch.testing.assert_close(loss, weighted_nll(logits, targets, model.token_alpha, 0))
+    torch.testing.assert_close(loss, weighted_nll(logits, targets, model.token_alpha, 0, tiny.END))
     real = targets.ne(0)
     assert not real.all(), "the tiny batch must pad some responses for this test to mean anything"
     assert torch.equal(preds[real], logits.argmax(-1)[real]) and torch.all(preds[~real] == 0)
@@ -101,11 +152,11 @@ def test_forced_logits_at_real_targets_equal_the_full_logits_and_so_do_their_gra
 
     def packed(memory):
         logits, real = model.decoder.forced(inputs, targets, memory)
-        return weighted_nll(logits, targets[real], model.token_alpha, 0)
+        return weighted_nll(logits, targets[real], model.token_alpha, 0, tiny.END)
 
     def full(memory):
         logits = model.decoder.output_logits(model.decoder(inputs, memory), memory)
-        return weighted_nll(logits, targets, model.token_alpha, 0)
+        return weighted_nll(logits, targets, model.token_alpha, 0, tiny.END)
 
     logits, real = model.decoder.forced(inputs, targets, memory)
     assert logits.shape == (int(real.sum()), tiny.VOCAB_SIZE) and torch.equal(real, targets.ne(0))

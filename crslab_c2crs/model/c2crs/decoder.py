@@ -70,26 +70,50 @@ def repeated_ngram_ends(generated: Tensor, n: int, vocab_size: int) -> Tensor:
     return banned.scatter_add_(1, windows[:, :, -1], match.to(banned.dtype)).gt(0)
 
 
-def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int) -> Tensor:
-    """Instance-weighted generation loss: ``Σ α(w) · (−log P(w)) / #non-pad targets``.
+def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int,
+                 end_token_idx: Optional[int] = None) -> Tensor:
+    """Instance-weighted generation loss (Eq. 11), summed over the targets and divided by their number.
 
     The paper's Eq. 11 writes ``−log(α · P)``, whose gradient ignores α; we weight the negative
-    log-likelihood, which is what the reference computes and what makes α matter.
+    log-likelihood, which is what the reference computes and what makes α matter. Its optimum is
+    ``P(w) ∝ α(w) · q(w)`` (q: the data's next-token distribution): frequent words are said less, as the
+    paper intends, but END, scored like any target, is then inflated by ``α(END) / α(w)`` against each word
+    it competes with. With ``end_token_idx`` the stop decision is kept out of the weighting:
+    ``P(w) = P(continue) · P(w | continue)`` and
+
+    - an END target costs ``−log P(END)``;
+    - a word target costs ``−log P(continue) + α(w) · (−log P(w | continue))``,
+
+    whose optimum is ``P(END) = q(END)`` (responses end where the data's do) and
+    ``P(w | continue) ∝ α(w) · q(w | continue)``. With α = 1 both forms are the plain likelihood.
 
     Args:
         logits: ``(..., vocab_size)``, e.g. ``(batch, seq_len, vocab_size)`` or ``(n_targets, vocab_size)``.
         target: ``(...)`` token ids; pad targets are excluded.
         alpha: ``(vocab_size,)`` weights.
         pad_token_idx: the pad id.
+        end_token_idx: the END id, to keep the stop decision unweighted; None weighs END like a word.
 
     Returns:
         Scalar loss (zero if every target is padding).
     """
-    log_prob = F.log_softmax(logits.float(), dim=-1)
-    nll = -log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    real = target.ne(pad_token_idx)
-    weight = alpha[target] * real.to(nll.dtype)
-    return (weight * nll).sum() / real.sum().clamp(min=1)
+    logits = logits.float()
+    log_prob = F.log_softmax(logits, dim=-1)
+    target_log_prob = log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    real = target.ne(pad_token_idx).to(log_prob.dtype)
+    weight = alpha[target]
+    if end_token_idx is None:
+        loss = -weight * target_log_prob
+    else:
+        # log P(continue) from the logits of the other tokens (two slices, no copy): 1 - P(END) would round to
+        # 0 where END is confident, and its log to -inf
+        log_normaliser = logits[..., end_token_idx] - log_prob[..., end_token_idx]
+        log_others = torch.logaddexp(torch.logsumexp(logits[..., :end_token_idx], dim=-1),
+                                     torch.logsumexp(logits[..., end_token_idx + 1:], dim=-1))
+        log_continue = log_others - log_normaliser
+        word_loss = -log_continue - weight * (target_log_prob - log_continue)
+        loss = torch.where(target.eq(end_token_idx), -target_log_prob, word_loss)
+    return (loss * real).sum() / real.sum().clamp(min=1)
 
 
 class DecoderMemory(NamedTuple):

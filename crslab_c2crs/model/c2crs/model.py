@@ -248,7 +248,8 @@ class C2CRSModel(BaseModel):
         inputs, target = teacher_forcing(response)
         logits, real = self.decoder.forced(inputs, target, memory)
         alpha = self.token_alpha if weighted else torch.ones_like(self.token_alpha)
-        loss = weighted_nll(logits, target[real], alpha, self.config.pad_token_idx)
+        end = self.config.end_token_idx if weighted and self.config.stop_loss == "plain" else None
+        loss = weighted_nll(logits, target[real], alpha, self.config.pad_token_idx, end)
         preds = torch.full_like(target, self.config.pad_token_idx).masked_scatter(real, logits.argmax(dim=-1))
         return loss, preds
 
