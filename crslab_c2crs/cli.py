@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config key, e.g. --set rec.epoch=2 (repeatable)")
     parser.add_argument("--stage", default=None,
                         help="C2-CRS only: first stage to run (coarse, fine, rec, conv); earlier stages are "
-                             "restored from their checkpoints")
+                             "restored from their checkpoints. test: restore the conv checkpoint and only test it")
     parser.add_argument("--results", default=None, help="write the final metrics as JSON to this file")
     parser.add_argument("--dump-predictions", default=None, metavar="FILE",
                         help="write the test set's per-turn predictions as JSON lines to this file")

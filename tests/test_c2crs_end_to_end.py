@@ -54,6 +54,13 @@ def test_resumed_conv_stage_equals_the_uninterrupted_run_and_seeds_repeat(tiny_r
     code, resumed = run_c2crs(tiny_root, tmp_path, "seeded", ["start_stage=conv"])
     assert code == 0
     assert reports_in_test(resumed) == reports_in_test(first)[1:]
+    # --stage test: the saved conv checkpoint tested again, nothing trained or written
+    conv_checkpoint = tiny_root / "save" / "seeded" / "conv.pth"
+    saved = conv_checkpoint.read_bytes()
+    code, tested = run_c2crs(tiny_root, tmp_path, "seeded", ["start_stage=test"])
+    assert code == 0 and conv_checkpoint.read_bytes() == saved
+    assert reports_in_test(tested) == reports_in_test(first)
+    assert not [entry for entry in tested["history"] if entry["mode"] == "train"]
 
 
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):

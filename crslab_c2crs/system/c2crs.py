@@ -8,7 +8,8 @@
 Validation never looks at the test set; the test set is evaluated once, after the rec and after the conv stage,
 with the best validation state. After each stage the model is saved to ``<save>/<checkpoint_dir>/<stage>.pth``;
 ``start_stage`` (``--stage`` on the command line) restores the checkpoint of the stage before it and runs from
-there, so e.g. only the conversation stage can be redone.
+there, so e.g. only the conversation stage can be redone; ``start_stage: test`` restores the conv checkpoint and
+only tests it (rec and conv), e.g. with another decoding setting.
 """
 from __future__ import annotations
 
@@ -205,6 +206,13 @@ class C2CRSSystem(BaseSystem):
             self._run_epoch(self.test_dataloader, stage, "test", batch_size, -1)
 
     def fit(self) -> None:
+        if self.start_stage == "test":
+            # a trained model, tested again (say with block_ngram): nothing is trained or saved
+            self.load_stage("conv")
+            for stage in ("rec", "conv"):
+                logger.info(f"[{stage}] test")
+                self._run_epoch(self.test_dataloader, stage, "test", self._stage_opt(stage)["batch_size"], -1)
+            return
         first = STAGES.index(self.start_stage)
         if first > 0:
             self.load_stage(STAGES[first - 1])

@@ -23,6 +23,9 @@ OPT_ALIASES: Mapping[str, str] = {
 
 # The system's stages, in order (each a config section), and the ablations of the paper's Table 4.
 STAGES = ("coarse", "fine", "rec", "conv")
+# ``start_stage`` values: a stage to start from, or ``test``: restore the conv checkpoint and only test it (e.g.
+# with another decoding setting such as ``block_ngram``).
+START_STAGES = STAGES + ("test",)
 ABLATIONS = {
     "none": {},
     "no_coarse": {"skip": ("coarse",), "coarse_lambda": 0.0},
@@ -231,8 +234,8 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
 def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     """C2-CRS's own keys: start stage, ablation, frozen encoders, and the model options (typed by C2CRSConfig,
     built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
-    if (opt.get("start_stage") or STAGES[0]) not in STAGES:
-        raise choice_error("start_stage (--stage)", opt["start_stage"], STAGES, "stage", source)
+    if (opt.get("start_stage") or STAGES[0]) not in START_STAGES:
+        raise choice_error("start_stage (--stage)", opt["start_stage"], START_STAGES, "stage", source)
     if (opt.get("ablation") or "none") not in ABLATIONS:
         raise choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
     frozen = opt.get("conv_freeze") or []
