@@ -91,9 +91,11 @@ class C2CRSConfig:
         stop_loss: how the weighted loss of Eq. 11 treats END, which is not a word. ``"plain"`` (default): the
             stop decision keeps the plain likelihood, ``−log P(END)`` or ``−log P(continue)``, and α weighs only
             the choice of the word, ``α(w) · (−log P(w | continue))``, so the weights change which words are
-            said and not when a response ends. ``"weighted"``: END is one more target of weight 1 (our earlier
-            runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with, and greedy
-            responses of the cpu-long model averaged 3.9 tokens against 10.7 in the references (README).
+            said and, at the optimum, not when a response ends (greedy decoding still compares END with the best
+            single word, which the weights flatten: README). ``"weighted"``: END is one more target of weight 1
+            (our earlier runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with,
+            and greedy responses of the cpu-long model averaged 3.9 tokens against 10.5 in the references. Neither
+            decoder talks at the cpu-long budget (README).
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 
