@@ -202,16 +202,19 @@ class C2CRSSystem(BaseSystem):
                     f"({self.stage_stats[stage]['train_samples_per_s']:.1f} samples/s), {seconds:.1f}s in all]")
         self.save_stage(stage)
         if stage in ("rec", "conv"):
-            logger.info(f"[{stage}] test")
-            self._run_epoch(self.test_dataloader, stage, "test", batch_size, -1)
+            self.test_stage(stage)
+
+    def test_stage(self, stage: str) -> None:
+        """The test pass of ``rec`` or ``conv`` with the model as it is."""
+        logger.info(f"[{stage}] test")
+        self._run_epoch(self.test_dataloader, stage, "test", self._stage_opt(stage)["batch_size"], -1)
 
     def fit(self) -> None:
         if self.start_stage == "test":
             # a trained model, tested again (say with block_ngram): nothing is trained or saved
             self.load_stage("conv")
             for stage in ("rec", "conv"):
-                logger.info(f"[{stage}] test")
-                self._run_epoch(self.test_dataloader, stage, "test", self._stage_opt(stage)["batch_size"], -1)
+                self.test_stage(stage)
             return
         first = STAGES.index(self.start_stage)
         if first > 0:
