@@ -93,9 +93,8 @@ class C2CRSConfig:
             the choice of the word, ``α(w) · (−log P(w | continue))``, so the weights change which words are
             said and, at the optimum, not when a response ends (greedy decoding still compares END with the best
             single word, which the weights flatten: README). ``"weighted"``: END is one more target of weight 1
-            (our earlier runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with,
-            and greedy responses of the cpu-long model averaged 3.9 tokens against 10.5 in the references. Neither
-            decoder talks at the cpu-long budget (README).
+            (our earlier runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with.
+            Measured outcomes of both: README.
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 

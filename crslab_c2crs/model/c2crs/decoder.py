@@ -97,20 +97,17 @@ def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: i
     Returns:
         Scalar loss (zero if every target is padding).
     """
-    logits = logits.float()
-    log_prob = F.log_softmax(logits, dim=-1)
+    log_prob = F.log_softmax(logits.float(), dim=-1)
     target_log_prob = log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     real = target.ne(pad_token_idx).to(log_prob.dtype)
     weight = alpha[target]
     if end_token_idx is None:
         loss = -weight * target_log_prob
     else:
-        # log P(continue) from the logits of the other tokens (two slices, no copy): 1 - P(END) would round to
-        # 0 where END is confident, and its log to -inf
-        log_normaliser = logits[..., end_token_idx] - log_prob[..., end_token_idx]
-        log_others = torch.logaddexp(torch.logsumexp(logits[..., :end_token_idx], dim=-1),
-                                     torch.logsumexp(logits[..., end_token_idx + 1:], dim=-1))
-        log_continue = log_others - log_normaliser
+        # log P(continue) summed over the other tokens (two slices, no copy): 1 - P(END) would round to 0 where
+        # END is confident, and its log to -inf
+        log_continue = torch.logaddexp(torch.logsumexp(log_prob[..., :end_token_idx], dim=-1),
+                                       torch.logsumexp(log_prob[..., end_token_idx + 1:], dim=-1))
         word_loss = -log_continue - weight * (target_log_prob - log_continue)
         loss = torch.where(target.eq(end_token_idx), -target_log_prob, word_loss)
     return (loss * real).sum() / real.sum().clamp(min=1)
