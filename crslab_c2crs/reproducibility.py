@@ -10,13 +10,24 @@ import torch
 
 
 def seed_everything(seed: int, num_threads: Optional[int] = None) -> None:
-    """Seed Python, numpy and torch, and fix torch's intra-op thread count (reductions are summed in a
-    thread-dependent order, so equal results need equal thread counts; default: the machine's cores)."""
+    """Seed Python, numpy and torch, fix torch's intra-op thread count (reductions are summed in a
+    thread-dependent order, so equal results need equal thread counts; default: the machine's cores) and use
+    torch's deterministic algorithms.
+
+    The last matters on CPU too: with more than one thread, the backward of indexing (``nodes[ids]``, how every
+    model here reads its KG node matrix) accumulates duplicate indices with atomic float adds, in a different
+    order on every run, and two runs of the same seed drifted apart from their first step. The deterministic
+    path accumulates serially (measured: no slower on a C2-CRS step); ``warn_only`` keeps ops that have no
+    deterministic kernel running, with a warning.
+    """
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # filling every torch.empty with NaN (the deterministic mode's default) costs time and guards nothing here
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
         torch.backends.cudnn.deterministic = True
