@@ -45,6 +45,7 @@ def test_data_sizes_cannot_be_overridden_from_the_yaml():
         ({"kg_dim": 8, "kg_emb_dim": 16}, "given twice"),
         ({"block_ngram": -1}, "'block_ngram' must be >= 0"),
         ({"stop_loss": "none"}, "'stop_loss' must be one of ('plain', 'weighted')"),
+        ({"stop_rule": "maybe"}, "'stop_rule' must be one of ('stop_first', 'argmax')"),
     ],
 )
 def test_invalid_values_name_the_key(opt, fragment):

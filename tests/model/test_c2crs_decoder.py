@@ -197,16 +197,30 @@ def test_greedy_with_cache_equals_greedy_without_and_stops_at_end():
     assert torch.equal(model.decoder.greedy(memory, 8), torch.full((4, 1), tiny.END))
 
 
-def test_rows_that_finished_are_padded_and_decoding_runs_to_max_len_otherwise():
+def _scripted_greedy(logits_of_step):
+    """Greedy decoding of a tiny model whose output logits at step t are ``logits_of_step(t, batch_size)``
+    ``(batch, 1, vocab)``: a function of the greedy keyword arguments, counting steps from 0 on every call."""
     model = tiny.model().eval()
     memory = _memory(model, tiny.batch())
     steps = []
 
     def scripted_logits(hidden, memory):
+        steps.append(len(steps))
+        return logits_of_step(steps[-1], hidden.shape[0])
+
+    model.decoder.output_logits = scripted_logits
+
+    def greedy(max_len, **kwargs):
+        steps.clear()
+        return model.decoder.greedy(memory, max_len, **kwargs).tolist()
+
+    return greedy
+
+
+def test_rows_that_finished_are_padded_and_decoding_runs_to_max_len_otherwise():
+    def logits_of_step(step, batch_size):
         """Row 0 ends at step 0, row 1 at step 2, rows 2-3 never end; token 7 otherwise."""
-        step = len(steps)
-        steps.append(step)
-        logits = torch.zeros(hidden.shape[0], 1, tiny.VOCAB_SIZE)
+        logits = torch.zeros(batch_size, 1, tiny.VOCAB_SIZE)
         logits[:, :, 7] = 1.0
         if step == 0:
             logits[0, :, tiny.END] = 2.0
@@ -214,14 +228,39 @@ def test_rows_that_finished_are_padded_and_decoding_runs_to_max_len_otherwise():
             logits[:2, :, tiny.END] = 2.0
         return logits
 
-    model.decoder.output_logits = scripted_logits
-    out = model.decoder.greedy(memory, 5)
-    assert out.tolist() == [
+    assert _scripted_greedy(logits_of_step)(5) == [
         [tiny.END, 0, 0, 0, 0],
         [7, 7, tiny.END, 0, 0],
         [7, 7, 7, 7, 7],
         [7, 7, 7, 7, 7],
     ]
+
+
+def test_stop_first_ends_only_when_end_outweighs_all_words_together():
+    """END at 1.5 / 3.5 beats each of two words at about 1 / 3.5 (plain greedy stops) but not both (stop_first goes
+    on with the best word); at 2.5 / 4.5 both rules stop."""
+    def logits_of_step(step, batch_size):
+        logits = torch.full((batch_size, 1, tiny.VOCAB_SIZE), -1e4)
+        logits[:, :, 7], logits[:, :, 8] = 0.01, 0.0  # two words of about 1 / 3.5 each
+        logits[:, :, tiny.END] = torch.tensor(1.5 if step < 2 else 2.5).log()
+        return logits
+
+    greedy = _scripted_greedy(logits_of_step)
+    assert greedy(5) == [[tiny.END]] * 4
+    assert greedy(5, stop_first=True) == [[7, 7, tiny.END]] * 4
+    # n-gram blocking bans words, never the stop decision: the second word is the other one
+    assert greedy(5, stop_first=True, block_ngram=1) == [[7, 8, tiny.END]] * 4
+
+
+def test_the_model_decodes_with_its_configured_stop_rule():
+    batch = tiny.batch()
+    for rule in ("stop_first", "argmax"):
+        model = tiny.model(seed=3, stop_rule=rule).eval()
+        with torch.no_grad():
+            model.decoder.copy_output.weight.mul_(20.0)
+        expected = model.decoder.greedy(_memory(model, batch), model.config.response_truncate,
+                                        stop_first=rule == "stop_first")
+        assert torch.equal(model.converse(batch, "test")[1], expected)
 
 
 def test_fused_training_logits_equal_the_separate_products():

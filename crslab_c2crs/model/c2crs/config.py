@@ -45,6 +45,7 @@ KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 KG_AGGREGATIONS = ("mean", "sum")
 HEAD_NORMS = ("batch", "none")
 STOP_LOSSES = ("plain", "weighted")
+STOP_RULES = ("stop_first", "argmax")
 
 # Filled from CRSLab's vocab/side_data, never from the YAML.
 _DATA_FIELDS = (
@@ -95,6 +96,12 @@ class C2CRSConfig:
             single word, which the weights flatten: README). ``"weighted"``: END is one more target of weight 1
             (our earlier runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with.
             Measured outcomes of both: README.
+        stop_rule: how greedy decoding decides to end a response. ``"stop_first"`` (default) takes the stop
+            decision first, END exactly when ``P(END) > P(continue)``, and otherwise the most probable word: the
+            greedy choice under the factorisation ``P(w) = P(continue) · P(w | continue)`` that ``stop_loss:
+            plain`` trains. ``"argmax"``: END is one more candidate beside every word (plain greedy decoding,
+            KGSF's and the reference's); with α-weighted words, whose best single probability the weights
+            flatten, END then wins after a word or two (README).
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 
@@ -128,6 +135,7 @@ class C2CRSConfig:
     token_freq_beta: float = 1500.0
     token_freq_gamma: float = 0.02
     stop_loss: str = "plain"
+    stop_rule: str = "stop_first"
     use_history: bool = True
     use_kg: bool = True
     use_review: bool = True
@@ -229,6 +237,8 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
         raise ConfigError(f"C2CRS option 'head_norm' must be one of {HEAD_NORMS}, got {value!r}")
     if name == "stop_loss" and value not in STOP_LOSSES:
         raise ConfigError(f"C2CRS option 'stop_loss' must be one of {STOP_LOSSES}, got {value!r}")
+    if name == "stop_rule" and value not in STOP_RULES:
+        raise ConfigError(f"C2CRS option 'stop_rule' must be one of {STOP_RULES}, got {value!r}")
     return value
 
 

@@ -330,7 +330,8 @@ class C2CRSDecoder(nn.Module):
         return self.output_logits(self(inputs, memory)[real], memory, rows), real
 
     @torch.no_grad()
-    def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True, block_ngram: int = 0) -> Tensor:
+    def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True, block_ngram: int = 0,
+               stop_first: bool = False) -> Tensor:
         """Greedy decoding until every row has emitted END or ``max_len`` tokens were generated.
 
         Args:
@@ -338,8 +339,10 @@ class C2CRSDecoder(nn.Module):
             max_len: most tokens to generate.
             use_cache: decode incrementally, caching self-attention keys/values per layer and the memories'
                 keys/values; False recomputes the whole prefix every step (same result, slower).
-            block_ngram: n > 0: never pick a token that repeats an n-gram of the row (see
+            block_ngram: n > 0: never pick a word that repeats an n-gram of the row (see
                 :func:`repeated_ngram_ends`); 0: plain greedy decoding.
+            stop_first: decide the stop first: END exactly when ``P(END) > P(continue)`` (its logit above the
+                log-sum-exp of all others), else the most probable word. False: END competes with every word.
 
         Returns:
             ``(batch, ≤ max_len)`` generated ids without the leading START; after a row's END the rest of the
@@ -349,6 +352,7 @@ class C2CRSDecoder(nn.Module):
         device = self.copy_output.weight.device
         tokens = torch.full((batch_size, 1), self.start_token_idx, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        end_index = torch.tensor([self.end_token_idx], device=device)
         cache: Optional[List[LayerCache]] = [{} for _ in self.layers] if use_cache else None
         for step in range(max_len):
             if cache is not None:
@@ -356,10 +360,17 @@ class C2CRSDecoder(nn.Module):
             else:
                 hidden = self(tokens, memory)
             logits = self.output_logits(hidden[:, -1:], memory).squeeze(1)
+            if stop_first:
+                # the stop decision on the model's own distribution, then the word among the rest
+                words = logits.index_fill(1, end_index, float("-inf"))
+                stop = logits[:, self.end_token_idx] > torch.logsumexp(words, dim=-1)
+                logits = words
             if block_ngram:
                 logits = logits.masked_fill(repeated_ngram_ends(tokens[:, 1:], block_ngram, logits.shape[-1]),
                                             float("-inf"))
             next_token = logits.argmax(dim=-1)
+            if stop_first:
+                next_token = next_token.masked_fill(stop, self.end_token_idx)
             next_token = next_token.masked_fill(finished, self.pad_token_idx)
             tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)
             finished = finished | next_token.eq(self.end_token_idx)

@@ -336,7 +336,8 @@ class C2CRSModel(BaseModel):
         if mode == "test":
             with torch.no_grad():
                 return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate,
-                                                 block_ngram=self.config.block_ngram)
+                                                 block_ngram=self.config.block_ngram,
+                                                 stop_first=self.config.stop_rule == "stop_first")
         return self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
 
     def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:
