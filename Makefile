@@ -16,7 +16,7 @@ QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max
 	--set rec.epoch=4 --set conv.epoch=2 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
 	--set checkpoint_dir=C2CRS_quickstart
 CHAT := $(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) \
-	--set checkpoint_dir=C2CRS_quickstart -rs -i
+	--set checkpoint_dir=C2CRS_quickstart --set block_ngram=3 -rs -i
 
 .PHONY: setup data run quickstart test
 
