@@ -17,8 +17,8 @@ def seed_everything(seed: int, num_threads: Optional[int] = None) -> None:
     The last matters on CPU too: with more than one thread, the backward of indexing (``nodes[ids]``, how every
     model here reads its KG node matrix) accumulates duplicate indices with atomic float adds, in a different
     order on every run, and two runs of the same seed drifted apart from their first step. The deterministic
-    path accumulates serially (measured: no slower on a C2-CRS step); ``warn_only`` keeps ops that have no
-    deterministic kernel running, with a warning.
+    path accumulates serially (its step time, measured, is within this machine's noise: README); ``warn_only``
+    keeps ops that have no deterministic kernel running, with a warning.
     """
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)

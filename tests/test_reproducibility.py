@@ -21,6 +21,7 @@ def _gradients_of_repeated_indexing(repeats: int = 5) -> list:
 
 def test_seeded_runs_accumulate_indexing_gradients_in_a_fixed_order():
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
         seed_everything(0, num_threads=2)
         assert torch.are_deterministic_algorithms_enabled()
@@ -29,3 +30,4 @@ def test_seeded_runs_accumulate_indexing_gradients_in_a_fixed_order():
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill

@@ -92,10 +92,10 @@ class C2CRSConfig:
         stop_loss: how the weighted loss of Eq. 11 treats END, which is not a word. ``"plain"`` (default): the
             stop decision keeps the plain likelihood, ``−log P(END)`` or ``−log P(continue)``, and α weighs only
             the choice of the word, ``α(w) · (−log P(w | continue))``, so the weights change which words are
-            said and, at the optimum, not when a response ends (greedy decoding still compares END with the best
-            single word, which the weights flatten: README). ``"weighted"``: END is one more target of weight 1
-            (our earlier runs); its optimum inflates P(END) by 1 / α against the frequent words it competes with.
-            Measured outcomes of both: README.
+            said and, at the optimum, not when a response ends (decoding that compares END with the best single
+            word, whose probability the weights flatten, still ends early: see ``stop_rule``). ``"weighted"``: END
+            is one more target of weight 1 (our earlier runs); its optimum inflates P(END) by 1 / α against the
+            frequent words it competes with. Measured outcomes of both: README.
         stop_rule: how greedy decoding decides to end a response. ``"stop_first"`` (default) takes the stop
             decision first, END exactly when ``P(END) > P(continue)``, and otherwise the most probable word: the
             greedy choice under the factorisation ``P(w) = P(continue) · P(w | continue)`` that ``stop_loss:
