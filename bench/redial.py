@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m bench.redial --profile cpu [--seeds 3] [--ablations] [--kernels stock,fast] [--data-root data]
+    python -m bench.redial --profile cpu [--seeds 3] [--ablations] [--variants word2vec] [--kernels stock,fast]
+        [--data-root data]
 
 Every model is trained and tested through ``run_crslab.py`` (CRSLab's runner and our evaluator) with the same
 seeds, in its own process (so peak memory is per model), once per R-GCN kernel: CRSLab's stock ``RGCNConv`` and
@@ -78,6 +79,9 @@ PROFILES: Dict[str, Dict[str, Any]] = {
 # it are speed probes: two training batches per stage, one validation and one test batch, no quality figures.
 SPEED_PROBE_CAPS = ["train.*=2", "valid.*=1", "test.*=1"]
 ABLATIONS = ("no_coarse", "no_fine", "no_pretrain", "multitask", "no_history", "no_kg", "no_review")
+# C2-CRS settings outside the paper's, run under the same budget as the full model: the word vectors CRSLab's
+# KGSF and KBRD start from (the paper and the reference train the token embedding from scratch).
+VARIANTS = {"word2vec": ["embedding=word2vec_redial.npy"]}
 # The repeat-aware table (evaluator docstring): targets already in the context, recall on all and on new targets,
 # top-10 coverage and popularity (mean training mentions of the recommended movies).
 REPEAT_TABLE = (("in context", "target_in_context"), ("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"),
@@ -129,7 +133,7 @@ def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
 def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
             workdir: Path, seed: int, records: Path, meta: Dict[str, Any]) -> Dict:
     """Train and test one configuration with ``seed`` in a child process; return its result JSON, also kept as
-    ``records/<name>-seed<seed>.json`` with ``meta`` (kernel, ablation, probe), the profile and the git commit,
+    ``records/<name>-seed<seed>.json`` with ``meta`` (kernel, ablation, variant, probe), the profile and the git commit,
     so that runs made by separate commands (or sessions) merge into one report."""
     run_name = f"{name}-seed{seed}"
     out = workdir / f"{run_name}.json"
@@ -225,7 +229,7 @@ def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
                          "train_seconds": None, "peak_rss_mb": run["peak_rss_mb"], "stages": {}})
             continue
         reference = next((r for r in runs if r["model"] == "KGSF" and r["kernel"] == run["kernel"]
-                          and not r.get("ablation")), None)
+                          and not r.get("ablation") and not r.get("variant")), None)
         row = {"name": run["name"], "model": run["model"], "kernel": run["kernel"], "probe": run["probe"],
                "train_seconds": total_seconds(run), "peak_rss_mb": run["peak_rss_mb"], "stages": run["stages"]}
         if reference:
@@ -240,7 +244,7 @@ def kernel_speedups(runs: List[Dict]) -> List[Dict[str, Any]]:
     rows = []
     for stock in (r for r in runs if r["kernel"] == "stock"):
         fast = next((r for r in runs if r["model"] == stock["model"] and r["kernel"] == "fast"
-                     and not r.get("ablation")), None)
+                     and not r.get("ablation") and not r.get("variant")), None)
         if fast is None:
             continue
         for stage, numbers in stock["stages"].items():
@@ -370,6 +374,8 @@ def main(argv: List[str] | None = None) -> int:
                         help="fast: full runs with the exact fast R-GCN; stock: speed probes with CRSLab's R-GCN")
     parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
                         help="also run Table 4 ablations of C2-CRS: all, or those listed (no_pretrain,no_fine)")
+    parser.add_argument("--variants", default="",
+                        help=f"also run C2-CRS variants outside the paper's settings: {', '.join(VARIANTS)}")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild the report from the runs recorded for the profile")
     parser.add_argument("--data-root", default=str(ROOT / "data"))
@@ -381,8 +387,9 @@ def main(argv: List[str] | None = None) -> int:
     args.data_root = str(Path(args.data_root).resolve())
     models, kernels = [m for m in args.models.split(",") if m], args.kernels.split(",")
     ablations = [a for a in args.ablations.split(",") if a]
+    variants = [v for v in args.variants.split(",") if v]
     for name, chosen, known in (("--models", models, CONFIGS), ("--kernels", kernels, ("fast", "stock")),
-                                ("--ablations", ablations, ABLATIONS)):
+                                ("--ablations", ablations, ABLATIONS), ("--variants", variants, VARIANTS)):
         if not set(chosen) <= set(known):
             parser.error(f"{name}: unknown {sorted(set(chosen) - set(known))}; choose from {sorted(known)}")
     if args.seeds < 1:
@@ -390,7 +397,7 @@ def main(argv: List[str] | None = None) -> int:
     out_dir = Path(args.out)
     records = out_dir / f"redial-{args.profile}-runs"
     if args.report_only:
-        models, ablations = [], []
+        models, ablations, variants = [], [], []
         if not records.is_dir():
             parser.error(f"--report-only: no runs recorded for profile {args.profile} in {records}")
     else:
@@ -401,13 +408,14 @@ def main(argv: List[str] | None = None) -> int:
 
     profile = PROFILES[args.profile]
     seeds = [args.seed + offset for offset in range(args.seeds)]
-    plan = [(f"{model}-{kernel}", model, kernel, None) for kernel in kernels for model in models
+    plan = [(f"{model}-{kernel}", model, kernel, None, None) for kernel in kernels for model in models
             if model not in SHORTCUTS]
-    plan += [(model, model, None, None) for model in models if model in SHORTCUTS]
-    plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation) for ablation in ablations]
-    for name, model, kernel, ablation in plan:
+    plan += [(model, model, None, None, None) for model in models if model in SHORTCUTS]
+    plan += [(f"C2CRS-{ablation}", "C2CRS", "fast", ablation, None) for ablation in ablations]
+    plan += [(f"C2CRS-{variant}", "C2CRS", "fast", None, variant) for variant in variants]
+    for name, model, kernel, ablation, variant in plan:
         probe = kernel == "stock"
-        overrides = list(profile["overrides"].get(model, []))
+        overrides = list(profile["overrides"].get(model, [])) + VARIANTS.get(variant, [])
         if kernel is not None:
             overrides.append(f"fast_rgcn={'false' if probe else 'true'}")
         if ablation:
@@ -415,9 +423,9 @@ def main(argv: List[str] | None = None) -> int:
         caps = SPEED_PROBE_CAPS if probe else profile["caps"]
         for seed in seeds[:1] if probe else seeds:
             run_one(name, model, overrides, caps, args, workdir, seed, records,
-                    {"kernel": kernel, "ablation": ablation, "probe": probe})
+                    {"kernel": kernel, "ablation": ablation, "variant": variant, "probe": probe})
     order = [f"{model}-{kernel}" for kernel in ("fast", "stock") for model in CONFIGS if model not in SHORTCUTS]
-    order += list(SHORTCUTS) + [f"C2CRS-{ablation}" for ablation in ABLATIONS]
+    order += list(SHORTCUTS) + [f"C2CRS-{ablation}" for ablation in ABLATIONS] + [f"C2CRS-{v}" for v in VARIANTS]
     runs = load_records(records, order)
     report = {"profile": args.profile, "git_commit": git_commit(), "machine": f"{platform.machine()} "
               f"{os.cpu_count()} cores, {platform.platform()}", "torch": torch.__version__,

@@ -102,6 +102,26 @@ def test_separate_commands_merge_into_one_report_with_each_runs_commit(tiny_root
         redial.main(["--report-only", "--profile", "paper", "--out", str(tmp_path)])  # nothing recorded
     with pytest.raises(SystemExit):
         redial.main(["--ablations", "no_such_row", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        redial.main(["--variants", "no_such_variant", "--out", str(tmp_path)])
+
+
+def test_a_variant_runs_the_full_models_budget_plus_its_settings(tiny_root, tmp_path, monkeypatch):
+    planned, run_one = [], redial.run_one
+
+    def plan_or_run(name, model, overrides, caps, *rest):
+        if model in redial.SHORTCUTS:  # run for real: a report needs one record
+            return run_one(name, model, overrides, caps, *rest)
+        planned.append((name, model, overrides, caps, rest[-1]))
+
+    monkeypatch.setattr(redial, "run_one", plan_or_run)
+    assert redial.main(["--profile", "cpu-long", "--models", "Popularity", "--variants", "word2vec",
+                        "--data-root", str(tiny_root), "--out", str(tmp_path)]) == 0
+    [(name, model, overrides, caps, meta)] = planned
+    assert (name, model, caps) == ("C2CRS-word2vec", "C2CRS", redial.PROFILES["cpu-long"]["caps"])
+    assert overrides == [*redial.PROFILES["cpu-long"]["overrides"]["C2CRS"], "embedding=word2vec_redial.npy",
+                         "fast_rgcn=true"]
+    assert meta == {"kernel": "fast", "ablation": None, "variant": "word2vec", "probe": False}
 
 
 @pytest.fixture
