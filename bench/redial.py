@@ -220,6 +220,11 @@ def total_seconds(run: Dict) -> float:
     return sum(stage["seconds"] for stage in run["stages"].values())
 
 
+def is_full_model(run: Dict) -> bool:
+    """A run of a model as configured: neither a Table 4 ablation nor a variant (the reference for ratios)."""
+    return not run.get("ablation") and not run.get("variant")
+
+
 def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
     """Per run: wall seconds and samples/s per stage, peak RSS, and ratios to KGSF with the same kernel."""
     rows = []
@@ -229,7 +234,7 @@ def speed_table(runs: List[Dict]) -> List[Dict[str, Any]]:
                          "train_seconds": None, "peak_rss_mb": run["peak_rss_mb"], "stages": {}})
             continue
         reference = next((r for r in runs if r["model"] == "KGSF" and r["kernel"] == run["kernel"]
-                          and not r.get("ablation") and not r.get("variant")), None)
+                          and is_full_model(r)), None)
         row = {"name": run["name"], "model": run["model"], "kernel": run["kernel"], "probe": run["probe"],
                "train_seconds": total_seconds(run), "peak_rss_mb": run["peak_rss_mb"], "stages": run["stages"]}
         if reference:
@@ -244,7 +249,7 @@ def kernel_speedups(runs: List[Dict]) -> List[Dict[str, Any]]:
     rows = []
     for stock in (r for r in runs if r["kernel"] == "stock"):
         fast = next((r for r in runs if r["model"] == stock["model"] and r["kernel"] == "fast"
-                     and not r.get("ablation") and not r.get("variant")), None)
+                     and is_full_model(r)), None)
         if fast is None:
             continue
         for stage, numbers in stock["stages"].items():
