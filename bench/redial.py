@@ -10,7 +10,8 @@ seeds, in its own process (so peak memory is per model), once per R-GCN kernel: 
 our exact fast kernel. The shortcut baselines (popularity, "repeat the context"; nothing to train, no R-GCN) run
 once per seed. With ``--seeds N`` every quality run is repeated with seeds ``seed .. seed + N - 1`` and every
 metric is reported as mean +- sample standard deviation (the stock-kernel speed probes run once). Writes
-``bench/results/redial-<profile>.json`` and ``.md`` and a PNG of the validation Recall@10 per epoch and of the
+``bench/results/redial-<profile>.json`` and ``.md`` and a PNG of the validation Recall@10 per rec epoch, the
+validation NLL per conv epoch (with the follow-up conv runs kept in ``redial-<profile>-decoding``) and the
 pre-training losses (first seed).
 """
 from __future__ import annotations
@@ -184,6 +185,18 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
     return runs
 
 
+def followup_conv_curves(folder: Path) -> Dict[str, List[float]]:
+    """Validation NLL per conv epoch of the follow-up runs kept beside a profile's records (``bench.child``
+    records in ``redial-<profile>-decoding``, e.g. a run's ``rec.pth`` trained for more conv epochs), by file
+    stem; records that only re-test a checkpoint have no curve and are left out."""
+    curves = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        curve = valid_curve(json.loads(path.read_text(encoding="utf-8")), "gen_loss")
+        if curve:
+            curves[path.stem] = curve
+    return curves
+
+
 def valid_curve(result: Dict, metric: str) -> List[float]:
     """A validation metric after each epoch of the stage that reports it, from the run's evaluator history:
     ``hit@10`` (rec epochs), ``gen_loss`` (conv epochs: the plain negative log-likelihood for every model)."""
@@ -331,6 +344,11 @@ def markdown(report: Dict) -> str:
         for row in report["kernel_speedups"]:
             lines.append(f"| {row['model']} | {row['stage']} | {row['stock_samples_per_s']:.1f} | "
                          f"{row['fast_samples_per_s']:.1f} | {_ratio(row['speedup'])} |")
+    if report.get("followup_conv_curves"):
+        lines += ["", f"## Follow-up conv runs (`redial-{report['profile']}-decoding`): validation NLL per epoch",
+                  "", "| record | NLL per conv epoch |", "|---|---|"]
+        for name, nll in report["followup_conv_curves"].items():
+            lines.append(f"| {name} | {', '.join(f'{value:.3f}' for value in nll)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -339,6 +357,7 @@ def plot(report: Dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.5))
     for run in report["runs"]:
@@ -358,10 +377,14 @@ def plot(report: Dict, path: Path) -> None:
         for stage, losses in run["pretrain_losses"].items():
             right.plot(range(offset + 1, offset + len(losses) + 1), losses, label=f"{run['name']} {stage}")
             offset += len(losses)
+    for name, nll in report.get("followup_conv_curves", {}).items():
+        middle.plot(range(1, len(nll) + 1), nll, marker="x", linestyle="--", label=f"{name} (follow-up)")
     left.set(title="Validation Recall@10 per rec epoch (first seed)", xlabel="epoch", ylabel="Recall@10")
     middle.set(title="Validation NLL per conv epoch (first seed)", xlabel="epoch", ylabel="NLL per token")
     # log scale: KGSF's MIM loss spikes to 10^4 while the InfoNCE losses sit near 1-60
     right.set(title="Pre-training loss per training batch", xlabel="batch", ylabel="loss (log scale)", yscale="log")
+    for axis in (left, middle):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in (left, middle, right):
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # a run of shortcut baselines alone has no pre-training curve
@@ -437,7 +460,8 @@ def main(argv: List[str] | None = None) -> int:
               "threads": torch.get_num_threads(), "seed": args.seed,
               "seeds": sorted({seed for run in runs for seed in run["seeds"]}), "budget": profile,
               "wall_minutes": sum(run["bench_wall_seconds"] for run in runs) / 60, "runs": runs,
-              "speed": speed_table(runs), "kernel_speedups": kernel_speedups(runs)}
+              "speed": speed_table(runs), "kernel_speedups": kernel_speedups(runs),
+              "followup_conv_curves": followup_conv_curves(out_dir / f"redial-{args.profile}-decoding")}
     stem = out_dir / f"redial-{args.profile}"
     write_report(stem, report, markdown(report))
     plot(report, Path(f"{stem}.png"))

@@ -133,12 +133,13 @@ def summarise(history: List[Dict[str, Any]]) -> Dict[str, float]:
     return final
 
 
-def print_summary(metrics: Dict[str, float]) -> None:
+def print_summary(metrics: Dict[str, float], split: str = "test") -> None:
+    """Print the final ``metrics`` of the test passes, which scored ``split`` (``eval_split``)."""
     rows = [(label, metrics[key]) for label, key in SUMMARY_METRICS if key in metrics]
     if not rows:
         return
     width = max(len(label) for label, _ in rows)
-    print("\nTest metrics")
+    print("\nTest metrics" if split == "test" else f"\nTest metrics on the {split} split (eval_split)")
     for label, value in rows:
         print(f"  {label:<{width}}  {value:.4f}")
 
@@ -203,7 +204,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"run_crslab.py: error: {err}", file=sys.stderr)
         return 2
     if not args.interact:
-        print_summary(result["test"])
+        print_summary(result["test"], result["config"].get("eval_split") or "test")
     if args.results:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
         atomic.write_json(args.results, result, indent=2, default=str)

@@ -94,10 +94,19 @@ def test_separate_commands_merge_into_one_report_with_each_runs_commit(tiny_root
     assert redial.main(["--models", "Popularity", "--data-root", str(tiny_root), "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "redial-cpu.json").read_text())
     assert [run["seeds"] for run in report["runs"]] == [[42], [42]]
-    # the report alone is rebuilt from the records, without data or runs
+    # the report alone is rebuilt from the records, without data or runs; follow-up conv runs kept beside the
+    # records join the NLL curves, re-tests (no conv epochs) do not
     (tmp_path / "redial-cpu.json").unlink()
+    followups = tmp_path / "redial-cpu-decoding"
+    followups.mkdir()
+    conv_epochs = [{"mode": "val", "metrics": {"gen_loss": loss}} for loss in (5.7, 4.4)]
+    (followups / "C2CRS-conv2-seed42.json").write_text(json.dumps({"history": conv_epochs}))
+    (followups / "C2CRS-retest-seed42.json").write_text(json.dumps({"history": [{"mode": "test", "metrics": {}}]}))
     assert redial.main(["--report-only", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "redial-cpu.json").read_text())["runs"] == report["runs"]
+    rebuilt = json.loads((tmp_path / "redial-cpu.json").read_text())
+    assert rebuilt["runs"] == report["runs"]
+    assert rebuilt["followup_conv_curves"] == {"C2CRS-conv2-seed42": [5.7, 4.4]}
+    assert "| C2CRS-conv2-seed42 | 5.700, 4.400 |" in (tmp_path / "redial-cpu.md").read_text()
     with pytest.raises(SystemExit):
         redial.main(["--report-only", "--profile", "paper", "--out", str(tmp_path)])  # nothing recorded
     with pytest.raises(SystemExit):

@@ -63,6 +63,23 @@ def test_resumed_conv_stage_equals_the_uninterrupted_run_and_seeds_repeat(tiny_r
     assert not [entry for entry in tested["history"] if entry["mode"] == "train"]
 
 
+@pytest.mark.slow
+def test_eval_split_valid_scores_the_validation_split(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, result = run_c2crs(tiny_root, tmp_path, "on_valid", ["eval_split=valid", "rec.epoch=1"])
+    assert code == 0
+    rec_valid = [entry["metrics"] for entry in result["history"]
+                 if entry["mode"] == "val" and "hit@1" in entry["metrics"]]
+    rec_test = reports_in_test(result)[0]
+    # the rec test pass runs right after the single rec epoch, on its state: on the validation split it repeats
+    # that epoch's validation report
+    keys = ("hit@1", "hit@10", "hit@50", "mrr@10")
+    assert [rec_test[key] for key in keys] == [rec_valid[-1][key] for key in keys]
+    assert "Test metrics on the valid split" in capsys.readouterr().out
+    assert run_c2crs(tiny_root, tmp_path, "on_valid", ["eval_split=train"])[0] == 2
+    assert "eval_split: unknown split 'train'" in capsys.readouterr().err
+
+
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])

@@ -9,7 +9,8 @@ Validation never looks at the test set; the test set is evaluated once, after th
 with the best validation state. After each stage the model is saved to ``<save>/<checkpoint_dir>/<stage>.pth``;
 ``start_stage`` (``--stage`` on the command line) restores the checkpoint of the stage before it and runs from
 there, so e.g. only the conversation stage can be redone; ``start_stage: test`` restores the conv checkpoint and
-only tests it (rec and conv), e.g. with another decoding setting.
+only tests it (rec and conv), e.g. with another decoding setting; ``eval_split: valid`` points these test passes
+at the validation split, so that such settings are chosen without the test set.
 """
 from __future__ import annotations
 
@@ -205,9 +206,12 @@ class C2CRSSystem(BaseSystem):
             self.test_stage(stage)
 
     def test_stage(self, stage: str) -> None:
-        """The test pass of ``rec`` or ``conv`` with the model as it is."""
-        logger.info(f"[{stage}] test")
-        self._run_epoch(self.test_dataloader, stage, "test", self._stage_opt(stage)["batch_size"], -1)
+        """The test pass of ``rec`` or ``conv`` with the model as it is, on the split ``eval_split`` names (the
+        validation split, with its ``valid_max_batches`` cap, to choose a budget or a decoding setting)."""
+        split = self.opt.get("eval_split") or "test"
+        logger.info(f"[{stage}] test" + (" on the validation split" if split == "valid" else ""))
+        loader = self.valid_dataloader if split == "valid" else self.test_dataloader
+        self._run_epoch(loader, stage, "test", self._stage_opt(stage)["batch_size"], -1)
 
     def fit(self) -> None:
         if self.start_stage == "test":

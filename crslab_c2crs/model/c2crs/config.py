@@ -26,6 +26,8 @@ STAGES = ("coarse", "fine", "rec", "conv")
 # ``start_stage`` values: a stage to start from, or ``test``: restore the conv checkpoint and only test it (e.g.
 # with another decoding setting such as ``block_ngram``).
 START_STAGES = STAGES + ("test",)
+# The split the test passes score (``eval_split``): ``valid`` chooses budgets and decoding without the test set.
+EVAL_SPLITS = ("test", "valid")
 ABLATIONS = {
     "none": {},
     "no_coarse": {"skip": ("coarse",), "coarse_lambda": 0.0},
@@ -39,7 +41,7 @@ ABLATIONS = {
 # The encoders the conv stage may keep fixed (``conv_freeze``).
 FREEZABLE = ("kg", "history")
 # Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
-SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation")
+SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "eval_split")
 
 KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 KG_AGGREGATIONS = ("mean", "sum")
@@ -247,6 +249,8 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
     if (opt.get("start_stage") or STAGES[0]) not in START_STAGES:
         raise choice_error("start_stage (--stage)", opt["start_stage"], START_STAGES, "stage", source)
+    if (opt.get("eval_split") or "test") not in EVAL_SPLITS:
+        raise choice_error("eval_split", opt["eval_split"], EVAL_SPLITS, "split", source)
     if (opt.get("ablation") or "none") not in ABLATIONS:
         raise choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
     frozen = opt.get("conv_freeze") or []
