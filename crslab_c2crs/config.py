@@ -169,7 +169,7 @@ STAGE_INT_KEYS: Dict[str, int] = {
     "epoch": 0, "batch_size": 1, "impatience": 1, "update_freq": 1, "max_batches": 1, "valid_max_batches": 1,
     "test_max_batches": 1,
 }
-STAGE_BOOL_KEYS: Set[str] = {"early_stop"}
+STAGE_BOOL_KEYS: Set[str] = {"early_stop", "decode_valid"}
 REQUIRED_STAGE_KEYS = ("epoch", "batch_size", "optimizer")
 STOP_MODES = ("max", "min")
 _SEED_RANGE = (0, 2 ** 32 - 1)  # numpy's

@@ -80,6 +80,31 @@ def test_eval_split_valid_scores_the_validation_split(tiny_root, tmp_path, monke
     assert "eval_split: unknown split 'train'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_decode_valid_scores_each_conv_epoch_on_validation_without_changing_training(tiny_root, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, plain = run_c2crs(tiny_root, tmp_path, "no_decode", ["conv.epoch=2", "rec.epoch=1"])
+    assert code == 0
+    code, decoded = run_c2crs(tiny_root, tmp_path, "decode", ["conv.epoch=2", "rec.epoch=1", "conv.decode_valid=true"])
+    assert code == 0
+    per_epoch = [entry for entry in decoded["history"] if entry["mode"] == "valid_decode"]
+    assert [entry["epoch"] for entry in per_epoch] == [0, 1]
+    assert all({"bleu@1", "dist_ratio@2", "dist@1"} <= set(entry["metrics"]) for entry in per_epoch)
+    assert not [entry for entry in plain["history"] if entry["mode"] == "valid_decode"]
+    # decoding the validation batches leaves training and the test passes as they were
+    assert reports_in_test(decoded) == reports_in_test(plain)
+    # and is the decoding a --stage test on the validation split gives for that epoch's state: with one conv
+    # epoch that state is the saved conv checkpoint
+    code, one_epoch = run_c2crs(tiny_root, tmp_path, "decode_one", ["rec.epoch=1", "conv.decode_valid=true"])
+    assert code == 0
+    code, rescored = run_c2crs(tiny_root, tmp_path, "decode_one", ["start_stage=test", "eval_split=valid"])
+    assert code == 0
+    epoch_report = [entry["metrics"] for entry in one_epoch["history"] if entry["mode"] == "valid_decode"]
+    assert epoch_report == [reports_in_test(rescored)[1]]
+    assert run_c2crs(tiny_root, tmp_path, "bad", ["conv.decode_valid=sometimes"])[0] == 2
+
+
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])

@@ -136,8 +136,10 @@ class C2CRSSystem(BaseSystem):
             return loader.get_rec_data(batch_size, shuffle=shuffle)
         return loader.get_conv_data(batch_size, shuffle=shuffle)
 
-    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int) -> Dict[str, float]:
-        """One pass of ``stage`` over ``loader``; batches, bucketing and caps follow the loader's batch plan."""
+    def _run_epoch(self, loader, stage: str, mode: str, batch_size: int, epoch: int,
+                   report_as: Optional[str] = None) -> Dict[str, float]:
+        """One pass of ``stage`` over ``loader``; batches, bucketing and caps follow the loader's batch plan.
+        The report is kept in the history under ``report_as`` (default: ``mode``)."""
         self.evaluator.reset_metrics()
         self.model.train(mode == "train")
         loader.batch_plan.stage = stage
@@ -148,7 +150,7 @@ class C2CRSSystem(BaseSystem):
                 samples += int(batch["context"].shape[0])
         self.model.kg_cache_clear()
         self.epoch_samples = samples
-        return self.evaluator.report(epoch=epoch, mode=mode)
+        return self.evaluator.report(epoch=epoch, mode=report_as or mode)
 
     @staticmethod
     def _validation_score(stage: str, metrics: Dict[str, float]) -> Optional[float]:
@@ -180,6 +182,11 @@ class C2CRSSystem(BaseSystem):
             logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s, "
                         f"{self.epoch_samples / max(time.time() - epoch_start, 1e-9):.1f} samples/s; valid")
             valid = self._run_epoch(self.valid_dataloader, stage, "val", batch_size, epoch)
+            if stage == "conv" and stage_opt.get("decode_valid", False):
+                # what greedy decoding makes of this epoch's decoder on the same validation batches (BLEU,
+                # Distinct, length per epoch): a conv budget is chosen on these curves, never on the test set
+                logger.info(f"[conv epoch {epoch}] greedy decoding of the validation batches")
+                self._run_epoch(self.valid_dataloader, stage, "test", batch_size, epoch, report_as="valid_decode")
             score = self._validation_score(stage, valid)
             if stage == "conv" and getattr(self, "scheduler", None) is not None:
                 self.scheduler.valid_step(valid["gen_loss"])

@@ -40,6 +40,21 @@ def test_frozen_encoders_get_no_gradient_and_the_kg_is_encoded_once():
     assert any(p.grad is not None for p in model.decoder.parameters())
 
 
+def test_a_frozen_review_encoder_gets_no_gradient_and_no_dropout():
+    model = tiny_c2crs.model(dropout=0.5).train()
+    model.freeze(["kg", "history", "review"])
+    assert not model.review_encoder.training and model.decoder.training
+    loss, _ = model.converse(tiny_c2crs.batch(), "train")
+    loss.backward()
+    shared = {id(p) for p in model.token_embedding.parameters()}
+    assert all(p.grad is None for p in model.review_encoder.parameters() if id(p) not in shared)
+    assert model.token_embedding.weight.grad is not None
+    # only the decoder's own parts train: the same batch gives the same memory twice
+    batch = tiny_c2crs.batch()
+    first, second = (model._conv_memory(batch).review for _ in range(2))
+    torch.testing.assert_close(first, second)
+
+
 def test_repeated_eval_calls_keep_the_cached_kg():
     model = tiny_c2crs.model()
     encodes = []

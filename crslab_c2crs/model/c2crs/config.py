@@ -39,7 +39,7 @@ ABLATIONS = {
     "no_review": {"use_review": False},
 }
 # The encoders the conv stage may keep fixed (``conv_freeze``).
-FREEZABLE = ("kg", "history")
+FREEZABLE = ("kg", "history", "review")
 # Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
 SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "eval_split")
 
@@ -263,6 +263,8 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{err}; correct it in {source} or with --set") from None
 
 
+# decode_valid (conv): greedy-decode the validation batches after every epoch (C2CRSSystem.run_stage)
 register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS)
-                     | {field.name for field in dataclasses.fields(SampleOptions)}, STAGES)
+                     | {field.name for field in dataclasses.fields(SampleOptions)}, STAGES,
+                     stage_keys=("decode_valid",))
 register_config_check("C2CRS", check_c2crs_options)

@@ -123,19 +123,19 @@ class C2CRSModel(BaseModel):
         self.frozen: frozenset = frozenset()
 
     def freeze(self, parts: Iterable[str]) -> None:
-        """Use the ``kg`` and/or ``history`` encoders as fixed feature extractors from now on.
+        """Use the ``kg``, ``history`` and/or ``review`` encoders as fixed feature extractors from now on.
 
         Their parameters stop requiring gradients, they run without autograd (no backward pass goes through
         them) and in eval mode (no dropout: a fixed feature extractor gives fixed features); the frozen R-GCN
-        output is computed once and cached. The token embedding is shared with the decoder and the review
-        encoder, so it keeps training.
+        output is computed once and cached. The token embedding is shared with the decoder (its input and
+        output layer), so it keeps training.
         """
         parts = frozenset(parts)
         unknown = parts - set(FREEZABLE)
         if unknown:
             raise ValueError(f"can only freeze {FREEZABLE}, not {sorted(unknown)}")
         shared = {id(p) for p in self.token_embedding.parameters()}
-        modules = {"kg": self.kg_encoder, "history": self.history_encoder}
+        modules = self._freezable()
         for part in parts:
             if modules[part] is not None:
                 for param in modules[part].parameters():
@@ -144,6 +144,9 @@ class C2CRSModel(BaseModel):
         self.frozen = parts
         self.kg_cache_clear()
         self.train(self.training)
+
+    def _freezable(self) -> Dict[str, Optional[nn.Module]]:
+        return {"kg": self.kg_encoder, "history": self.history_encoder, "review": self.review_encoder}
 
     # ------------------------------------------------------------------ KG node matrix
 
@@ -178,7 +181,7 @@ class C2CRSModel(BaseModel):
             self.kg_cache_clear()
         super().train(mode)
         for part in frozen:
-            module = {"kg": self.kg_encoder, "history": self.history_encoder}[part]
+            module = self._freezable()[part]
             if module is not None:
                 module.eval()
         return self
@@ -190,11 +193,14 @@ class C2CRSModel(BaseModel):
         nodes = self.encode_kg() if kg else None
         with torch.no_grad() if "history" in self.frozen else nullcontext():
             history_encoding = self.history_encoder(batch["context"]) if history else None
+        with torch.no_grad() if "review" in self.frozen else nullcontext():
+            review_encoding = (self.review_encoder(batch["review"], batch["review_row"], batch_size) if review
+                               else None)
         return Encodings(
             history=history_encoding,
             nodes=nodes,
             kg=self.kg_encoder(batch["context_entities"], nodes) if kg else None,
-            review=self.review_encoder(batch["review"], batch["review_row"], batch_size) if review else None,
+            review=review_encoding,
         )
 
     def _fine_units(
