@@ -7,7 +7,7 @@ DATA_ROOT ?= data
 CONFIG ?= config/c2crs/redial.yaml
 STAMP := $(VENV)/.installed
 
-# The quick start: C2-CRS through every stage on a budget that learns (about 35 minutes on 2 cores, README):
+# The quick start: C2-CRS through every stage on a budget that learns (about 30 minutes on 2 cores, README):
 # 40 + 40 pre-training batches (the BatchNorm heads leave the chance plateau within ~15), 4 rec epochs, three conv
 # epochs (chosen on validation: after two the decoder's answers are still generic), each scored on its validation
 # batches by greedy decoding; shortened validation for the pre-training and conv stages; the whole test set for
@@ -18,6 +18,7 @@ QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max
 	--set rec.epoch=4 --set conv.epoch=3 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
 	--set conv.decode_valid=true --set conv.test_max_batches=20 --set block_ngram=3 \
 	--set checkpoint_dir=C2CRS_quickstart
+QUICK_RESULTS := $(DATA_ROOT)/save/C2CRS_quickstart/results.json
 CHAT := $(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) \
 	--set checkpoint_dir=C2CRS_quickstart --set block_ngram=3 -rs -i
 
@@ -49,7 +50,9 @@ run: data
 	$(PY) run_crslab.py --config $(CONFIG) --data-root $(DATA_ROOT) $(ARGS)
 
 quickstart: data
-	$(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) -ss $(QUICK) $(ARGS)
+	$(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) -ss $(QUICK) \
+		--results $(QUICK_RESULTS) $(ARGS)
+	@echo "Per-epoch validation curves of the decoder:  $(PY) -m bench.conv_curves $(QUICK_RESULTS) --out $(DATA_ROOT)/save/C2CRS_quickstart/curves"
 	@echo "Chat with this model:  $(CHAT)"
 
 test: $(STAMP)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import child, redial
+from bench import child, conv_curves, redial
 from tests.test_runner import SHORT
 
 
@@ -172,3 +172,26 @@ def test_profile_splits_each_stage_into_modules_and_operators(tiny_root, tmp_pat
     assert sum(coarse["forward_seconds_per_step"].values()) < coarse["seconds_per_step"]
     assert coarse["top_operators"] and all(row["self_seconds"] >= 0 for row in coarse["top_operators"])
     assert "| forward: kg_encoder.rgcn |" in (tmp_path / "c2crs-profile.md").read_text()
+
+
+def test_conv_curves_pair_each_decoded_epoch_with_its_validation_nll(tmp_path, capsys):
+    def report(epoch, mode, **metrics):
+        return {"epoch": epoch, "mode": mode, "metrics": metrics}
+
+    history = [report(0, "train", gen_loss=5.0), report(0, "val", gen_loss=5.1),
+               report(0, "valid_decode", **{"bleu@1": 0.05, "dist@1": 0.2, "dist_ratio@1": 0.02}),
+               report(1, "val", gen_loss=4.4),
+               report(1, "valid_decode", **{"bleu@1": 0.08, "dist@1": 0.1, "dist_ratio@1": 0.01}),
+               report(-1, "test", **{"bleu@1": 0.07})]
+    rows = conv_curves.epoch_rows(history)
+    assert [(row["epoch"], row["nll"], row["bleu@1"]) for row in rows] == [(1, 5.1, 0.05), (2, 4.4, 0.08)]
+    assert [round(row["length"], 6) for row in rows] == [10.0, 10.0]
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"history": history, "test": {"bleu@1": 0.07}}))
+    assert conv_curves.main([str(results), "--out", str(tmp_path / "curves")]) == 0
+    assert "| 2 | 4.4000 | 0.0800 |" in (tmp_path / "curves.md").read_text()
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    results.write_text(json.dumps({"history": history[:2]}))
+    with pytest.raises(SystemExit):
+        conv_curves.main([str(results), "--out", str(tmp_path / "none")])
+    assert "conv.decode_valid=true" in capsys.readouterr().err
