@@ -13,14 +13,15 @@ STAMP := $(VENV)/.installed
 # batches by greedy decoding; shortened validation for the pre-training and conv stages; the whole test set for
 # recommendation, the benchmark's first 20 test batches (2,560 responses) for the decoder, decoded as the chat
 # decodes (block_ngram=3).
+QUICK_DIR := C2CRS_quickstart
 QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max_batches=5 \
 	--set fine.epoch=1 --set fine.max_batches=40 --set fine.valid_max_batches=5 \
 	--set rec.epoch=4 --set conv.epoch=3 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
 	--set conv.decode_valid=true --set conv.test_max_batches=20 --set block_ngram=3 \
-	--set checkpoint_dir=C2CRS_quickstart
-QUICK_RESULTS := $(DATA_ROOT)/save/C2CRS_quickstart/results.json
+	--set checkpoint_dir=$(QUICK_DIR)
+QUICK_RESULTS := $(DATA_ROOT)/save/$(QUICK_DIR)/results.json
 CHAT := $(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) \
-	--set checkpoint_dir=C2CRS_quickstart --set block_ngram=3 -rs -i
+	--set checkpoint_dir=$(QUICK_DIR) --set block_ngram=3 -rs -i
 
 .PHONY: setup data run quickstart test
 
@@ -52,7 +53,7 @@ run: data
 quickstart: data
 	$(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) -ss $(QUICK) \
 		--results $(QUICK_RESULTS) $(ARGS)
-	@echo "Per-epoch validation curves of the decoder:  $(PY) -m bench.conv_curves $(QUICK_RESULTS) --out $(DATA_ROOT)/save/C2CRS_quickstart/curves"
+	@echo "Per-epoch validation curves of the decoder:  $(PY) -m bench.conv_curves $(QUICK_RESULTS) --out $(DATA_ROOT)/save/$(QUICK_DIR)/curves"
 	@echo "Chat with this model:  $(CHAT)"
 
 test: $(STAMP)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench.redial import write_report
+from bench.redial import response_length, write_report
 
 COLUMNS = (("valid NLL", "nll"), ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"), ("F1", "f1"),
            ("Distinct-2", "dist_ratio@2"), ("Distinct-3", "dist_ratio@3"), ("length", "length"))
@@ -25,8 +25,8 @@ COLUMNS = (("valid NLL", "nll"), ("BLEU-1", "bleu@1"), ("BLEU-2", "bleu@2"), ("F
 
 def epoch_rows(history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
     """One row per conv epoch that has a ``valid_decode`` report: its metrics, the epoch's validation NLL
-    (``nll``, the ``val`` report of the same epoch just before it) and the mean generated length
-    (``dist@1 / dist_ratio@1``: tokens per response)."""
+    (``nll``, the ``val`` report of the same epoch just before it) and the mean generated length (tokens per
+    response, :func:`bench.redial.response_length`)."""
     rows, last_val = [], None
     for entry in history:
         metrics = entry["metrics"]
@@ -36,8 +36,8 @@ def epoch_rows(history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
             row = {"epoch": entry["epoch"] + 1, **metrics}
             if last_val is not None:
                 row["nll"] = last_val
-            if metrics.get("dist_ratio@1"):
-                row["length"] = metrics["dist@1"] / metrics["dist_ratio@1"]
+            if response_length(metrics) is not None:
+                row["length"] = response_length(metrics)
             rows.append(row)
     return rows
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from loguru import logger
 
@@ -126,6 +126,12 @@ def write_report(stem: Path, report: Dict[str, Any], text: str) -> None:
     print(text)
 
 
+def response_length(metrics: Dict[str, float]) -> Optional[float]:
+    """Mean generated tokens per response from a generation report, None without generated tokens:
+    tokens / responses = (distinct / responses) / (distinct / tokens) = ``dist@1 / dist_ratio@1``."""
+    return metrics["dist@1"] / metrics["dist_ratio@1"] if metrics.get("dist_ratio@1") else None
+
+
 def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
     if not (Path(data_root) / "dataset" / "redial" / "nltk" / "train_data.json").exists():
         parser.error(f"--data-root {data_root}: no built ReDial data there; run `make data` first")
@@ -177,8 +183,8 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
             result["valid_recall@10"] = valid_curve(result, "hit@10")
             result["valid_gen_loss"] = valid_curve(result, "gen_loss")
             test = result["test"]
-            if test.get("dist_ratio@1"):  # tokens / responses = (distinct / responses) / (distinct / tokens)
-                test["response_len"] = test["dist@1"] / test["dist_ratio@1"]
+            if response_length(test) is not None:
+                test["response_len"] = response_length(test)
         first = results[0]
         runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
                          probe=first["probe"], git_commits=sorted({result["git_commit"] for result in results})))
