@@ -105,6 +105,28 @@ def test_decode_valid_scores_each_conv_epoch_on_validation_without_changing_trai
     assert run_c2crs(tiny_root, tmp_path, "bad", ["conv.decode_valid=sometimes"])[0] == 2
 
 
+@pytest.mark.slow
+def test_select_on_keeps_the_conv_epoch_best_on_that_validation_metric(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kept = {}
+    for select_on in ("gen_loss", "dist_ratio@2"):
+        # eval_split=valid: the conv test pass decodes the validation batches, so it repeats the per-epoch
+        # decoding report of the epoch that was kept
+        code, result = run_c2crs(tiny_root, tmp_path, f"select_{select_on}",
+                                 ["rec.epoch=1", "conv.epoch=4", "conv.impatience=4", "conv.decode_valid=true",
+                                  f"conv.select_on={select_on}", "eval_split=valid"])
+        assert code == 0
+        losses = [entry["metrics"]["gen_loss"] for entry in result["history"]
+                  if entry["mode"] == "val" and "gen_loss" in entry["metrics"]]
+        decoded = [entry["metrics"] for entry in result["history"] if entry["mode"] == "valid_decode"]
+        assert len(losses) == len(decoded) == 4
+        scores = [-loss for loss in losses] if select_on == "gen_loss" else [d[select_on] for d in decoded]
+        kept[select_on] = scores.index(max(scores))
+        assert reports_in_test(result)[1] == decoded[kept[select_on]]
+    # on this tiny set the two rules keep different epochs, so the test tells them apart
+    assert kept["gen_loss"] != kept["dist_ratio@2"], kept
+
+
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])

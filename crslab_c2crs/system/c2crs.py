@@ -3,7 +3,8 @@
 1. ``coarse``: coarse-grained contrastive pre-training (paper Eq. 4-5);
 2. ``fine``: fine-grained pre-training, ``L_fine + lambda * L_coarse`` (Eq. 6-7);
 3. ``rec``: recommender fine-tuning (Eq. 8-9), early stopping on validation Recall@1 + Recall@50;
-4. ``conv``: conversation fine-tuning (Eq. 10-12), early stopping on the validation generation loss.
+4. ``conv``: conversation fine-tuning (Eq. 10-12), early stopping on the validation generation loss (or, with
+   ``conv.select_on``, on a metric of the greedy decoding of the validation batches).
 
 Validation never looks at the test set; the test set is evaluated once, after the rec and after the conv stage,
 with the best validation state. After each stage the model is saved to ``<save>/<checkpoint_dir>/<stage>.pth``;
@@ -153,12 +154,14 @@ class C2CRSSystem(BaseSystem):
         return self.evaluator.report(epoch=epoch, mode=report_as or mode)
 
     @staticmethod
-    def _validation_score(stage: str, metrics: Dict[str, float]) -> Optional[float]:
-        """Higher is better; None when the stage does not select a best epoch."""
+    def _validation_score(stage: str, metrics: Dict[str, float], decoded: Optional[Dict[str, float]],
+                          select_on: str) -> Optional[float]:
+        """Higher is better; None when the stage does not select a best epoch. ``metrics``: the validation
+        report; ``decoded``: the greedy decoding's report on the same batches (conv with ``decode_valid``)."""
         if stage == "rec":
             return metrics.get("hit@1", 0.0) + metrics.get("hit@50", 0.0)
         if stage == "conv":
-            return -metrics["gen_loss"]
+            return -metrics["gen_loss"] if select_on == "gen_loss" else decoded[select_on]
         return None
 
     def run_stage(self, stage: str) -> None:
@@ -182,12 +185,15 @@ class C2CRSSystem(BaseSystem):
             logger.info(f"[{stage} epoch {epoch}] {time.time() - epoch_start:.1f}s, "
                         f"{self.epoch_samples / max(time.time() - epoch_start, 1e-9):.1f} samples/s; valid")
             valid = self._run_epoch(self.valid_dataloader, stage, "val", batch_size, epoch)
+            decoded = None
             if stage == "conv" and stage_opt.get("decode_valid", False):
                 # what greedy decoding makes of this epoch's decoder on the same validation batches (BLEU,
-                # Distinct, length per epoch): a conv budget is chosen on these curves, never on the test set
+                # Distinct, length per epoch): a conv budget, or the epoch kept (select_on), is chosen on these
+                # curves, never on the test set
                 logger.info(f"[conv epoch {epoch}] greedy decoding of the validation batches")
-                self._run_epoch(self.valid_dataloader, stage, "test", batch_size, epoch, report_as="valid_decode")
-            score = self._validation_score(stage, valid)
+                decoded = self._run_epoch(self.valid_dataloader, stage, "test", batch_size, epoch,
+                                          report_as="valid_decode")
+            score = self._validation_score(stage, valid, decoded, stage_opt.get("select_on", "gen_loss"))
             if stage == "conv" and getattr(self, "scheduler", None) is not None:
                 self.scheduler.valid_step(valid["gen_loss"])
             if score is None:

@@ -42,6 +42,12 @@ ABLATIONS = {
 FREEZABLE = ("kg", "history", "review")
 # Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
 SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "eval_split")
+# What the conv stage keeps its best epoch on (``conv.select_on``): the validation generation loss (lower is
+# better), or a metric of the greedy decoding of the validation batches (``conv.decode_valid``; higher is better).
+CONV_SELECTIONS = ("gen_loss", "f1") + tuple(f"{name}@{n}" for name in ("bleu", "dist", "dist_ratio")
+                                              for n in range(1, 5))
+# Stage keys only the conv stage reads.
+CONV_STAGE_KEYS = ("decode_valid", "select_on")
 
 KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 KG_AGGREGATIONS = ("mean", "sum")
@@ -256,6 +262,19 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     frozen = opt.get("conv_freeze") or []
     if not isinstance(frozen, list) or not set(frozen) <= set(FREEZABLE):
         raise bad_value("conv_freeze", frozen, f"a list of parts among {list(FREEZABLE)}", source)
+    for stage in STAGES:
+        section = opt.get(stage)
+        for key in CONV_STAGE_KEYS:
+            if stage != "conv" and isinstance(section, Mapping) and key in section:
+                raise ConfigError(f"{stage}.{key}: only the conv stage reads {key}; move it to the conv section of "
+                                  f"{source} (or --set conv.{key}=...)")
+    conv = opt.get("conv") if isinstance(opt.get("conv"), Mapping) else {}
+    select_on = conv.get("select_on", "gen_loss")
+    if select_on not in CONV_SELECTIONS:
+        raise choice_error("conv.select_on", select_on, CONV_SELECTIONS, "selection metric", source)
+    if select_on != "gen_loss" and conv.get("decode_valid") is not True:
+        raise ConfigError(f"conv.select_on={select_on} keeps the epoch whose greedy decoding of the validation "
+                          f"batches scores best: set conv.decode_valid=true as well (in {source} or with --set)")
     placeholder_vocab = {"vocab_size": 4, "n_entity": 2, "pad": 0, "start": 1, "end": 2, "pad_entity": 0}
     try:
         C2CRSConfig.from_opt(opt, placeholder_vocab, {"entity_kg": {"n_relation": 1}})
@@ -263,8 +282,9 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{err}; correct it in {source} or with --set") from None
 
 
-# decode_valid (conv): greedy-decode the validation batches after every epoch (C2CRSSystem.run_stage)
+# decode_valid (conv): greedy-decode the validation batches after every epoch; select_on: what the best conv
+# epoch is chosen on (C2CRSSystem.run_stage)
 register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS)
                      | {field.name for field in dataclasses.fields(SampleOptions)}, STAGES,
-                     stage_keys=("decode_valid",))
+                     stage_keys=CONV_STAGE_KEYS)
 register_config_check("C2CRS", check_c2crs_options)
