@@ -36,8 +36,9 @@ def epoch_rows(history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
             row = {"epoch": entry["epoch"] + 1, **metrics}
             if last_val is not None:
                 row["nll"] = last_val
-            if response_length(metrics) is not None:
-                row["length"] = response_length(metrics)
+            length = response_length(metrics)
+            if length is not None:
+                row["length"] = length
             rows.append(row)
     return rows
 

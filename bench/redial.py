@@ -183,8 +183,9 @@ def load_records(records: Path, order: List[str]) -> List[Dict]:
             result["valid_recall@10"] = valid_curve(result, "hit@10")
             result["valid_gen_loss"] = valid_curve(result, "gen_loss")
             test = result["test"]
-            if response_length(test) is not None:
-                test["response_len"] = response_length(test)
+            length = response_length(test)
+            if length is not None:
+                test["response_len"] = length
         first = results[0]
         runs.append(dict(aggregate(results), kernel=first["kernel"], ablation=first["ablation"],
                          probe=first["probe"], git_commits=sorted({result["git_commit"] for result in results})))

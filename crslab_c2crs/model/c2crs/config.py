@@ -262,10 +262,10 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     frozen = opt.get("conv_freeze") or []
     if not isinstance(frozen, list) or not set(frozen) <= set(FREEZABLE):
         raise bad_value("conv_freeze", frozen, f"a list of parts among {list(FREEZABLE)}", source)
-    for stage in STAGES:
+    for stage in (name for name in STAGES if name != "conv"):
         section = opt.get(stage)
         for key in CONV_STAGE_KEYS:
-            if stage != "conv" and isinstance(section, Mapping) and key in section:
+            if isinstance(section, Mapping) and key in section:
                 raise ConfigError(f"{stage}.{key}: only the conv stage reads {key}; move it to the conv section of "
                                   f"{source} (or --set conv.{key}=...)")
     conv = opt.get("conv") if isinstance(opt.get("conv"), Mapping) else {}

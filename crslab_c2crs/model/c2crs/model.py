@@ -13,7 +13,7 @@ The batch contract (all tensors on the model's device) is documented in :meth:`C
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -148,6 +148,10 @@ class C2CRSModel(BaseModel):
     def _freezable(self) -> Dict[str, Optional[nn.Module]]:
         return {"kg": self.kg_encoder, "history": self.history_encoder, "review": self.review_encoder}
 
+    def _no_grad_if_frozen(self, part: str) -> AbstractContextManager:
+        """``torch.no_grad()`` while ``part`` is frozen (no backward pass goes through it), else a no-op context."""
+        return torch.no_grad() if part in self.frozen else nullcontext()
+
     # ------------------------------------------------------------------ KG node matrix
 
     def encode_kg(self) -> Tensor:
@@ -165,7 +169,7 @@ class C2CRSModel(BaseModel):
             (p.data_ptr(), p._version, p.device) for p in self.kg_encoder.parameters()
         )
         if self._kg_cache is None or self._kg_cache[0] != key:
-            with torch.no_grad() if frozen else nullcontext():
+            with self._no_grad_if_frozen("kg"):
                 self._kg_cache = (key, self.kg_encoder.encode_graph())
         return self._kg_cache[1]
 
@@ -180,8 +184,9 @@ class C2CRSModel(BaseModel):
         if mode and not self.training and "kg" not in frozen:
             self.kg_cache_clear()
         super().train(mode)
+        modules = self._freezable()
         for part in frozen:
-            module = self._freezable()[part]
+            module = modules[part]
             if module is not None:
                 module.eval()
         return self
@@ -191,9 +196,9 @@ class C2CRSModel(BaseModel):
     def _encode(self, batch: Batch, history: bool, kg: bool, review: bool) -> Encodings:
         batch_size = batch["context_entities"].shape[0]
         nodes = self.encode_kg() if kg else None
-        with torch.no_grad() if "history" in self.frozen else nullcontext():
+        with self._no_grad_if_frozen("history"):
             history_encoding = self.history_encoder(batch["context"]) if history else None
-        with torch.no_grad() if "review" in self.frozen else nullcontext():
+        with self._no_grad_if_frozen("review"):
             review_encoding = (self.review_encoder(batch["review"], batch["review_row"], batch_size) if review
                                else None)
         return Encodings(
