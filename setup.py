@@ -25,6 +25,7 @@ setup(
         "fuzzywuzzy",
         "python-Levenshtein",
         "scikit-learn",
+        "scipy",  # bench.significance: paired permutation tests
         "tensorboard",
         "fasttext-numpy2",
         "transformers<4.50",

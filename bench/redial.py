@@ -137,29 +137,35 @@ def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
         parser.error(f"--data-root {data_root}: no built ReDial data there; run `make data` first")
 
 
+def run_child(run_name: str, caps: List[str], run_flags: List[str], workdir: Path) -> Dict[str, Any]:
+    """``bench.child`` with ``caps`` and ``run_crslab.py`` flags ``run_flags`` in a child process (its output in
+    ``workdir/<run_name>.log``); returns the child's result JSON. Raises RuntimeError when the child fails."""
+    out = workdir / f"{run_name}.json"
+    command = [sys.executable, "-m", "bench.child", "--out", str(out)]
+    for cap in caps:
+        command += ["--cap", cap]
+    command += run_flags
+    logger.info(f"[bench] {run_name}: {' '.join(command[2:])}")
+    log = workdir / f"{run_name}.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    with open(log, "w", encoding="utf-8") as handle:
+        proc = subprocess.run(command, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{run_name} failed (exit {proc.returncode}); see {log}")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 def run_one(name: str, model: str, overrides: List[str], caps: List[str], args: argparse.Namespace,
             workdir: Path, seed: int, records: Path, meta: Dict[str, Any]) -> Dict:
     """Train and test one configuration with ``seed`` in a child process; return its result JSON, also kept as
     ``records/<name>-seed<seed>.json`` with ``meta`` (kernel, ablation, variant, probe), the profile and the git commit,
     so that runs made by separate commands (or sessions) merge into one report."""
     run_name = f"{name}-seed{seed}"
-    out = workdir / f"{run_name}.json"
-    command = [sys.executable, "-m", "bench.child", "--out", str(out)]
-    for cap in caps:
-        command += ["--cap", cap]
     if model == "C2CRS":
         # Each C2-CRS run keeps its own stage checkpoints under <data root>/save.
         overrides = overrides + [f"checkpoint_dir=bench_{run_name}"]
-    command += crslab_argv(model, args.data_root, seed, overrides)
-    logger.info(f"[bench] {run_name}: {' '.join(command[2:])}")
     commit, started = git_commit(), time.time()  # the code the child imports now, whatever is committed later
-    log = workdir / f"{run_name}.log"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    with open(log, "w", encoding="utf-8") as handle:
-        proc = subprocess.run(command, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {log}")
-    result = json.loads(out.read_text(encoding="utf-8"))
+    result = run_child(run_name, caps, crslab_argv(model, args.data_root, seed, overrides), workdir)
     result.update(meta, name=name, model=model, overrides=overrides, caps=caps, profile=args.profile,
                   git_commit=commit, bench_wall_seconds=time.time() - started)
     logger.info(f"[bench] {run_name}: {result['bench_wall_seconds']:.0f}s, test {result['test']}")

@@ -21,6 +21,7 @@ _PLUGIN_MODULES = (
     "crslab_c2crs.data.dataset",
     "crslab_c2crs.data.tgredial",
     "crslab_c2crs.data.dataloader",
+    "crslab_c2crs.data.baselines",
     "crslab_c2crs.model.c2crs.model",
     "crslab_c2crs.system.c2crs",
     "crslab_c2crs.system.baselines",

@@ -18,13 +18,14 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 
 import yaml
 
+from crslab_c2crs.data.targets import check_rec_targets
 from crslab_c2crs.errors import ConfigError
 
 COMMON_KEYS: Set[str] = {
     "dataset", "tokenize", "model", "rec_model", "conv_model", "policy_model", "evaluator", "embedding",
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
     "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing",
-    "shuffle_train", "bucket_pool_batches", "rec_exclude_context",
+    "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
@@ -163,7 +164,7 @@ INT_KEYS: Dict[str, int] = {
     "context_truncate": 1, "response_truncate": 3, "entity_truncate": 1, "word_truncate": 1, "num_threads": 1,
     "interact_topk": 1, "bucket_pool_batches": 1, "review_entity_limit": 1, "nb_review": 1, "info_truncate": 1,
 }
-BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context"}
+BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context", "pretrain_cache"}
 # The same for the keys of a stage section; a new integer stage key needs only a line here.
 STAGE_INT_KEYS: Dict[str, int] = {
     "epoch": 0, "batch_size": 1, "impatience": 1, "update_freq": 1, "max_batches": 1, "valid_max_batches": 1,
@@ -337,6 +338,7 @@ def check_config(opt: Mapping[str, Any], source: str) -> None:
         if value is not None and (not isinstance(value, str) or not value.strip() or Path(value).is_absolute()
                                   or ".." in Path(value).parts):
             raise bad_value(key, value, "a relative name inside the save/log folder (no '..')", source)
+    check_rec_targets(opt, source)
     for stage in sorted(_MODEL_STAGES[model]):
         _check_stage(stage, opt.get(stage), source)
     for check in _MODEL_CHECKS.get(model, ()):

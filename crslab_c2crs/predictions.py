@@ -1,17 +1,20 @@
-"""``run_crslab.py --dump-predictions FILE``: the test set as JSON lines, one per Recommender turn.
+"""``run_crslab.py --dump-predictions FILE``: the test set as JSON lines, one per Recommender turn and per other
+turn that holds rec targets under the run's protocol (``rec_targets``: a Seeker turn naming a movie under ``all``).
 
 Each line holds the conversation id and the turn's index among the conversation's turns (CRSLab merges
 consecutive messages of one speaker into a turn; turn 0 opens the conversation and is never a target), the
 context (one ``"Role: text"`` string per turn, ``@<movieId>`` written as the movie's title), the target movies
 (ReDial and KG ids, title, the target's 0-based rank in the model's ranking or null below the top 50, and
-whether the context mentioned it), the top-10 movies with their scores, and the generated and the reference
-response exactly as the evaluator scored them (null where the test pass did not score the turn: a turn without
-target movies has no ranking, a model without a decoder no response, a capped conv test only its first batches).
+whether the context mentioned it), the turn's role, the top-10 movies with their scores, and the generated and
+the reference response exactly as the evaluator scored them (null where the test pass did not score the turn: a
+turn without target movies has no ranking, a model without a decoder no response, a capped conv test only its
+first batches).
 
 The records come from the real test passes (:class:`~crslab_c2crs.evaluator.C2CRSEvaluator` with
 ``record_test``), each with the position of its sample in the pass's list of entries; the loaders list the
-entries in dataset order (Recommender turns, and for recommendation one entry per target movie), which is how
-positions are mapped back to turns here. The file is written atomically.
+entries in dataset order (Recommender turns for the decoder; for recommendation one entry per target movie of the
+protocol's target turns, :func:`~crslab_c2crs.data.targets.rec_entries`), which is how positions are mapped back
+to turns here. The file is written atomically.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import crslab.config
 from crslab_c2crs.atomic import atomic_write
 from crslab_c2crs.data.layout import redial_dir
 from crslab_c2crs.data.movies import Movie, load_movies
+from crslab_c2crs.data.targets import RecTargets, is_target_turn
 from crslab_c2crs.errors import ConfigError, MissingDataError
 from crslab_c2crs.evaluator import C2CRSEvaluator, GenPrediction, RecPrediction
 
@@ -96,12 +100,18 @@ def prediction_lines(system: Any) -> Iterator[Dict[str, Any]]:
     titles = {f"@{movie.movie_id}": movie.display for movie in table}
     items = evaluator.items
 
+    protocol = RecTargets.from_opt(system.opt).eval
     turn_of_rec: List[Tuple[int, int]] = []   # rec entry position -> (sample index, target index in the turn)
     recommender_turns: List[int] = []         # conv entry position -> sample index
+    lines: List[int] = []                     # the samples that get a line
     for index, sample in enumerate(samples):
+        target = is_target_turn(sample, protocol)
         if sample["role"] == "Recommender":
             recommender_turns.append(index)
-            turn_of_rec.extend((index, target) for target in range(len(sample["items"])))
+        if target:
+            turn_of_rec.extend((index, position) for position in range(len(sample["items"])))
+        if target or sample["role"] == "Recommender":
+            lines.append(index)
     ranked: Dict[Tuple[int, int], RecPrediction] = {}
     for position, prediction in evaluator.test_records["rec"]:
         index, target = turn_of_rec[position]
@@ -111,7 +121,7 @@ def prediction_lines(system: Any) -> Iterator[Dict[str, Any]]:
     generated: Dict[int, GenPrediction] = {recommender_turns[position]: prediction
                                            for position, prediction in evaluator.test_records["conv"]}
 
-    for index in recommender_turns:
+    for index in lines:
         sample = samples[index]
         conv_id, turns = located[index]
         predictions = [ranked.get((index, target)) for target in range(len(sample["items"]))]
@@ -120,6 +130,7 @@ def prediction_lines(system: Any) -> Iterator[Dict[str, Any]]:
         yield {
             "conv_id": conv_id,
             "turn": len(turns) - 1,
+            "role": sample["role"],
             "context": [f"{role}: {_render(tokens, titles)}" for role, tokens in turns[:-1]],
             "targets": [dict(_movie_fields(entity, movies), rank=p.rank if p else None,
                              in_context=p.in_context if p else None)

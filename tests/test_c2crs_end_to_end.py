@@ -177,3 +177,16 @@ def test_frozen_kg_is_encoded_once_per_conv_pass(tiny_root, tmp_path, monkeypatc
     assert steps.count(("conv", "train")) >= 3
     # one encoding for the training pass, one for validation, one for the test (after the best state is loaded)
     assert encodes.count("conv") == 3
+
+
+def test_end_stage_stops_after_pretraining_then_after_rec(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "ends"
+    code, result = run_c2crs(tiny_root, tmp_path, "ends", ["end_stage=fine"])
+    assert code == 0 and not reports_in_test(result)
+    assert sorted(path.name for path in folder.glob("*.pth")) == ["coarse.pth", "fine.pth"]
+    code, result = run_c2crs(tiny_root, tmp_path, "ends", ["start_stage=rec", "end_stage=rec"])
+    assert code == 0
+    (rec_test,) = reports_in_test(result)
+    assert "hit@10" in rec_test and "bleu@1" not in rec_test
+    assert sorted(path.name for path in folder.glob("*.pth")) == ["coarse.pth", "fine.pth", "rec.pth"]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"Popularity": "config/popularity/redial.yaml", "RepeatContext": "config/repeat/redial.yaml",
            "KGSF": "config/kgsf/redial.yaml", "KBRD": "config/kbrd/redial.yaml", "C2CRS": "config/c2crs/redial.yaml"}
 TEST_RECOMMENDER_TURNS = 16  # tests/data/tiny_raw.py: 8 test conversations, 2 Recommender turns each
-LINE_KEYS = {"conv_id", "turn", "context", "targets", "top10", "response", "reference"}
+LINE_KEYS = {"conv_id", "turn", "role", "context", "targets", "top10", "response", "reference"}
 
 
 def run_with_dump(model, root, workdir, extra=()):
@@ -100,3 +100,18 @@ def test_dump_flag_errors_are_reported_before_the_run(tiny_root, tmp_path, monke
 
     with pytest.raises(ConfigError, match="TGReDial"):
         check_supported({"dataset": "TGReDial"})
+
+
+def test_the_authors_protocol_scores_seeker_turns_too(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    test, lines = run_with_dump("RepeatContext", tiny_root, tmp_path, ["rec_targets=all"])
+    seeker = [line for line in lines if line["role"] == "Seeker"]
+    # every test conversation's Seeker says "I love @a" about the movie just recommended: a target in its context
+    assert len(seeker) == 8 and all(len(line["targets"]) == 1 and line["targets"][0]["in_context"] for line in seeker)
+    targets = [target for line in lines for target in line["targets"] if target["in_context"] is not None]
+    for k in (1, 10, 50):
+        assert sum(t["rank"] is not None and t["rank"] < k for t in targets) / len(targets) == \
+            pytest.approx(test[f"hit@{k}"], abs=1e-9)
+    assert test["target_in_context"] == pytest.approx(8 / len(targets))
+    # repeating the context finds every Seeker target first
+    assert all(line["targets"][0]["rank"] == 0 for line in seeker)

@@ -48,6 +48,24 @@ def test_fast_rgcn_switch_gives_the_same_kbrd_metrics(tiny_root, tmp_path, monke
     assert stock["hit@10"] == pytest.approx(fast["hit@10"], abs=1e-6)
 
 
+def test_kgsf_pretraining_is_kept_once_and_restored_by_later_runs(tiny_root, tmp_path, monkeypatch):
+    import crslab_c2crs.system.baselines as baselines
+
+    monkeypatch.chdir(tmp_path)
+    pretrained = []
+    stock_pretrain = baselines._stock_kgsf.pretrain
+    monkeypatch.setattr(baselines._stock_kgsf, "pretrain", lambda self: pretrained.append(1) or stock_pretrain(self))
+    cache = ["pretrain_cache=true", "checkpoint_dir=kgsf_cache", "conv.epoch=0", "conv.test_max_batches=1"]
+    run_model("KGSF", tiny_root, tmp_path, cache + ["rec.epoch=0"])
+    path = tiny_root / "save" / "kgsf_cache" / "pretrain.pth"
+    assert pretrained == [1] and path.is_file()
+    written = path.stat().st_mtime_ns
+    first = run_model("KGSF", tiny_root, tmp_path, cache)["test"]
+    second = run_model("KGSF", tiny_root, tmp_path, cache)["test"]
+    assert pretrained == [1] and path.stat().st_mtime_ns == written  # restored, never pre-trained again
+    assert first == second  # the same pre-trained model and seed give the same rec run
+
+
 @pytest.mark.slow
 def test_same_seed_gives_same_metrics(tiny_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -48,6 +48,11 @@ BAD_SETTINGS = [
     ("kgsf", "pretrain.optimizer.betas=3", "pretrain.optimizer: Adam does not accept"),
     ("kgsf", "rec.early_stop=true", "rec.early_stop is true but rec.stop_mode is missing"),
     ("kgsf", "scale=0", "scale: 0 is not a fraction of the data in (0, 1]"),
+    ("kbrd", "rec_targets=seeker", "rec_targets: unknown protocol 'seeker'; choose recommender or all"),
+    ("popularity", "rec_targets.eval=every", "rec_targets.eval: unknown protocol 'every'"),
+    ("kgsf", "pretrain_cache=yes please", "pretrain_cache: 'yes please' is not true or false"),
+    ("c2crs", "end_stage=pretrain", "end_stage: unknown stage 'pretrain'"),
+    ("c2crs", "rec_bias=1", "'rec_bias' must be true or false"),
 ]
 
 
@@ -116,3 +121,8 @@ def test_restoring_a_missing_saved_system_fails_before_data(run_without_data, tm
     err = capsys.readouterr().err
     assert "-rs: no saved system at " + str(tmp_path / "no_data" / "save" / "KBRD" / "KBRD.pth") in err
     assert "train and save one first with -ss" in err
+
+
+def test_a_start_stage_after_the_end_stage_is_refused(run_without_data, capsys):
+    assert run_without_data("c2crs", "--stage", "conv", "--set", "end_stage=rec") == 2
+    assert "start_stage=conv comes after end_stage=rec" in capsys.readouterr().err

@@ -18,8 +18,9 @@ item                (B,)         target movie entity id (pretrain and rec batche
 response            (B, Lt)      [START] response [END], right-padded (conv batches)
 ==================  ===========  ==================================================================
 
-As for CRSLab's KGSF and KBRD, only Recommender turns are targets, so the three models are scored on the same
-samples. Unlike the reference, samples are selected once (not deep-copied every epoch).
+Pre-training and the conversation stage learn from the Recommender turns. The rec targets follow the run's
+protocol (``rec_targets``, :mod:`crslab_c2crs.data.targets`), as every other model's loader does, so all models are
+scored on the same samples. Unlike the reference, samples are selected once (not deep-copied every epoch).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import torch
 from crslab.data.dataloader.base import BaseDataLoader
 from crslab.data.dataloader.utils import add_start_end_token_idx, padded_tensor, truncate
 from crslab_c2crs.data.options import SampleOptions
+from crslab_c2crs.data.targets import RecTargetsMixin
 from crslab_c2crs.registry import register_dataloader
 
 Sample = Dict[str, Any]
@@ -40,7 +42,7 @@ def _long(values: List[int]) -> torch.Tensor:
 
 
 @register_dataloader("C2CRS")
-class C2CRSDataLoader(BaseDataLoader):
+class C2CRSDataLoader(RecTargetsMixin, BaseDataLoader):
     """Selects the samples of each stage and pads them into C2-CRS batches (see module docstring)."""
 
     def __init__(self, opt, dataset: List[Sample], vocab: Dict[str, Any]):
@@ -61,10 +63,9 @@ class C2CRSDataLoader(BaseDataLoader):
         return self._recommender_turns
 
     def rec_process_fn(self) -> List[Sample]:
-        """One sample per movie recommended in a Recommender turn, sharing the turn's dict (no copies)."""
+        """One entry per target movie of the protocol's target turns, sharing the turn's dict (no copies)."""
         if self._item_samples is None:
-            self._item_samples = [{"sample": sample, "item": movie}
-                                  for sample in self.recommender_turns() for movie in sample["items"]]
+            self._item_samples = [{"sample": sample, "item": movie} for sample, movie in self.rec_target_entries()]
         return self._item_samples
 
     def pretrain_process_fn(self) -> List[Sample]:

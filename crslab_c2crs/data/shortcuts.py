@@ -1,7 +1,8 @@
 """Batches for the shortcut baselines (registered as the ``Popularity`` and ``RepeatContext`` dataloaders).
 
-The samples are CRSLab's ReDial samples; as for every other model, only Recommender turns are targets, one
-entry per recommended movie, in the dataset's order. A batch holds
+The samples are CRSLab's ReDial samples; as for every other model, the rec targets follow the run's protocol
+(``rec_targets``, :mod:`crslab_c2crs.data.targets`), one entry per target movie, in the dataset's order. A batch
+holds
 
 ==============  ===========  ==================================================================
 key             shape        content
@@ -17,6 +18,7 @@ from typing import Any, Dict, List, Mapping
 import torch
 
 from crslab.data.dataloader.base import BaseDataLoader
+from crslab_c2crs.data.targets import RecTargetsMixin
 from crslab_c2crs.registry import register_dataloader
 
 Sample = Dict[str, Any]
@@ -33,16 +35,15 @@ def recent_movies(sample: Mapping[str, Any]) -> List[int]:
 
 @register_dataloader("Popularity")
 @register_dataloader("RepeatContext")
-class ShortcutDataLoader(BaseDataLoader):
+class ShortcutDataLoader(RecTargetsMixin, BaseDataLoader):
     """Recommendation batches of the shortcut baselines (see module docstring); they have no conversation part."""
 
     def __init__(self, opt, dataset: List[Sample], vocab: Dict[str, Any]):
         super().__init__(opt, dataset)
 
     def rec_process_fn(self) -> List[Sample]:
-        """One entry per movie recommended in a Recommender turn, sharing the turn's dict (no copies)."""
-        return [{"sample": sample, "item": movie}
-                for sample in self.dataset if sample["role"] == "Recommender" for movie in sample["items"]]
+        """One entry per target movie of the protocol's target turns, sharing the turn's dict (no copies)."""
+        return [{"sample": sample, "item": movie} for sample, movie in self.rec_target_entries()]
 
     def rec_batchify(self, batch: List[Sample]) -> Dict[str, Any]:
         return {"recent_movies": [recent_movies(entry["sample"]) for entry in batch],

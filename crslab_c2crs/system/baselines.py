@@ -1,12 +1,17 @@
 """CRSLab's built-in KGSF and KBRD systems, with the interactive mode CRSLab leaves empty (``interact`` is
 ``pass`` in 0.1.2) and recommendation scored by our evaluator from the item scores (CRSLab hands it only the top
-50 indices, which cannot drop the context's movies nor show scores). Training is CRSLab's own, unchanged."""
+50 indices, which cannot drop the context's movies nor show scores). Training is CRSLab's own, unchanged; KGSF's
+pre-training may be kept and reused across runs (``pretrain_cache``), as C2-CRS's stage checkpoints are."""
 from __future__ import annotations
 
 import importlib
 
 import torch
+from loguru import logger
 
+from crslab_c2crs.checkpoints import load_into, load_state, save_state
+from crslab_c2crs.config import register_config_keys
+from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
 
 _stock_kgsf = importlib.import_module("crslab.system.kgsf").KGSFSystem
@@ -23,9 +28,34 @@ class _ItemScoreEvaluation:
         self.evaluator.evaluate_item_scores(scores, [self.item_ids.index(item) for item in item_label.tolist()])
 
 
+# pretrain_cache: keep KGSF's MIM pre-training in <save>/<checkpoint_dir>/pretrain.pth and reuse it when present
+register_config_keys("KGSF", ("pretrain_cache",), ())
+
+
 @register_system("KGSF")
 class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
-    """CRSLab's KGSF system; ``interact`` opens the plugin's chat (see :mod:`crslab_c2crs.interactive.chat`)."""
+    """CRSLab's KGSF system; ``interact`` opens the plugin's chat (see :mod:`crslab_c2crs.interactive.chat`).
+
+    With ``pretrain_cache: true`` the model after CRSLab's MIM pre-training is saved to
+    ``<save>/<checkpoint_dir>/pretrain.pth``, and a run that finds that file restores it instead of pre-training,
+    so rec runs over several seeds can start from one pre-trained model, as C2-CRS's rec runs start from one
+    ``fine.pth``. Every seeded rec run should then restore it (the run that pre-trains has drawn other random
+    numbers before its rec stage): pre-train once in a run of its own, e.g. with ``rec.epoch=0``.
+    """
+
+    def pretrain(self) -> None:
+        if not self.opt.get("pretrain_cache", False):
+            super().pretrain()
+            return
+        path = checkpoint_dir(self.opt) / "pretrain.pth"
+        if path.is_file():
+            remedy = "delete it to pre-train again, or point checkpoint_dir at another run"
+            load_into(self.model, load_state(path, self.device, remedy), "model_state_dict", path, remedy)
+            logger.info(f"[KGSF pre-training restored from {path}]")
+            return
+        super().pretrain()
+        save_state({"model_state_dict": self.model.state_dict(), "stage": "pretrain"}, path)
+        logger.info(f"[Saved the KGSF pre-training to {path}]")
 
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import chat

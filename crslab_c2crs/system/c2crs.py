@@ -9,9 +9,11 @@
 Validation never looks at the test set; the test set is evaluated once, after the rec and after the conv stage,
 with the best validation state. After each stage the model is saved to ``<save>/<checkpoint_dir>/<stage>.pth``;
 ``start_stage`` (``--stage`` on the command line) restores the checkpoint of the stage before it and runs from
-there, so e.g. only the conversation stage can be redone; ``start_stage: test`` restores the conv checkpoint and
-only tests it (rec and conv), e.g. with another decoding setting; ``eval_split: valid`` points these test passes
-at the validation split, so that such settings are chosen without the test set.
+there, so e.g. only the conversation stage can be redone, and ``end_stage`` is the last stage run (``fine``:
+pre-training only; ``rec``: no conversation stage, e.g. to compare recommenders over seeds); ``start_stage:
+test`` restores the conv checkpoint and only tests it (rec and conv), e.g. with another decoding setting;
+``eval_split: valid`` points these test passes at the validation split, so that such settings are chosen without
+the test set.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class C2CRSSystem(BaseSystem):
             if flag in self.ablation:
                 opt[flag] = self.ablation[flag]
         self.start_stage = opt.get("start_stage") or STAGES[0]
+        self.end_stage = opt.get("end_stage") or STAGES[-1]
         super().__init__(opt, train_dataloader, valid_dataloader, test_dataloader, vocab, side_data,
                          restore_system, interact, debug, tensorboard)
         if isinstance(self.model, torch.nn.DataParallel):
@@ -236,7 +239,7 @@ class C2CRSSystem(BaseSystem):
         first = STAGES.index(self.start_stage)
         if first > 0:
             self.load_stage(STAGES[first - 1])
-        for stage in STAGES[first:]:
+        for stage in STAGES[first:STAGES.index(self.end_stage) + 1]:
             if stage in self.ablation.get("skip", ()):
                 logger.info(f"[{stage}: skipped by ablation]")
                 continue

@@ -99,13 +99,15 @@ def test_ablation_flags_remove_the_view(flag, view):
     assert model.converse(batch, "test")[1].shape[0] == 4
 
 
-def test_recommend_scores_items_by_dot_product_with_the_kg_user():
+def test_recommend_scores_items_by_dot_product_with_the_kg_user_plus_the_item_bias():
     model = tiny.model().eval()
+    with torch.no_grad():
+        model.recommender.bias.copy_(torch.arange(len(tiny.ITEMS), dtype=torch.float))
     batch = tiny.batch()
     loss, scores = model.recommend(batch, "test")
     nodes = model.encode_kg()
     user = model.kg_encoder(batch["context_entities"], nodes).pooled
-    torch.testing.assert_close(scores, user @ nodes[tiny.ITEMS].t())
+    torch.testing.assert_close(scores, user @ nodes[tiny.ITEMS].t() + model.recommender.bias)
     target = torch.tensor([tiny.ITEMS.index(item) for item in batch["item"].tolist()])
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, target))
     assert model.recommender.item_index(torch.tensor(tiny.ITEMS)).tolist() == list(range(len(tiny.ITEMS)))
@@ -161,3 +163,36 @@ def test_unknown_stage_and_mode_are_rejected():
         model(tiny.batch(), "policy", "train")
     with pytest.raises(ValueError, match="mode"):
         model(tiny.batch(), "rec", "dev")
+
+
+def _train_on_entityless_rows(model, steps=30):
+    """A few rec steps on batches whose every row has no context entity and whose target is item 9."""
+    batch = dict(tiny.batch(), context_entities=torch.zeros(4, 2, dtype=torch.long), item=torch.tensor([9, 9, 9, 3]))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    for _ in range(steps):
+        loss, _ = model.recommend(batch, "train")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        return model.recommend(batch, "test")[1]
+
+
+def test_an_entityless_context_ranks_by_the_learned_item_prior():
+    # e_u = 0 for a context without entities: only the bias can tell the items apart
+    scores = _train_on_entityless_rows(tiny.model())
+    assert int(scores[0].argmax()) == tiny.ITEMS.index(9)
+    assert torch.equal(scores[0], scores[3])  # one prior for every entity-less row
+    flat = _train_on_entityless_rows(tiny.model(rec_bias=False))
+    assert torch.equal(flat, torch.zeros_like(flat))  # Eq. 8 as printed: every item scores 0, nothing is learned
+
+
+def test_a_checkpoint_without_the_item_bias_loads_as_a_zero_bias():
+    old = tiny.model(rec_bias=False).state_dict()
+    assert not any(key.startswith("recommender.") for key in old)
+    model = tiny.model(seed=1)
+    with torch.no_grad():
+        model.recommender.bias.fill_(3.0)
+    model.load_state_dict(old)
+    assert torch.equal(model.recommender.bias.detach(), torch.zeros(len(tiny.ITEMS)))

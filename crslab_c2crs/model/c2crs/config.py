@@ -41,7 +41,7 @@ ABLATIONS = {
 # The encoders the conv stage may keep fixed (``conv_freeze``).
 FREEZABLE = ("kg", "history", "review")
 # Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
-SYSTEM_KEYS = ("conv_freeze", "start_stage", "checkpoint_dir", "ablation", "eval_split")
+SYSTEM_KEYS = ("conv_freeze", "start_stage", "end_stage", "checkpoint_dir", "ablation", "eval_split")
 # What the conv stage keeps its best epoch on (``conv.select_on``): the validation generation loss (lower is
 # better), or a metric of the greedy decoding of the validation batches (``conv.decode_valid``; higher is better).
 CONV_SELECTIONS = ("gen_loss", "f1") + tuple(f"{name}@{n}" for name in ("bleu", "dist", "dist_ratio")
@@ -110,6 +110,8 @@ class C2CRSConfig:
             plain`` trains. ``"argmax"``: END is one more candidate beside every word (plain greedy decoding,
             KGSF's and the reference's); with α-weighted words, whose best single probability the weights
             flatten, END then wins after a word or two (README).
+        rec_bias: a learned per-item bias in the recommender's scores (Eq. 8 has none; the authors' code, KGSF
+            and KBRD have one): without it a context with no entity cannot rank (see ``Recommender``).
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 
@@ -144,6 +146,7 @@ class C2CRSConfig:
     token_freq_gamma: float = 0.02
     stop_loss: str = "plain"
     stop_rule: str = "stop_first"
+    rec_bias: bool = True
     use_history: bool = True
     use_kg: bool = True
     use_review: bool = True
@@ -255,6 +258,13 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
     if (opt.get("start_stage") or STAGES[0]) not in START_STAGES:
         raise choice_error("start_stage (--stage)", opt["start_stage"], START_STAGES, "stage", source)
+    end_stage = opt.get("end_stage") or STAGES[-1]
+    if end_stage not in STAGES:
+        raise choice_error("end_stage", end_stage, STAGES, "stage", source)
+    start_stage = opt.get("start_stage") or STAGES[0]
+    if start_stage != "test" and STAGES.index(start_stage) > STAGES.index(end_stage):
+        raise ConfigError(f"start_stage={start_stage} comes after end_stage={end_stage}: nothing would run; "
+                          f"correct one of them in {source} or with --stage / --set end_stage=STAGE")
     if (opt.get("eval_split") or "test") not in EVAL_SPLITS:
         raise choice_error("eval_split", opt["eval_split"], EVAL_SPLITS, "split", source)
     if (opt.get("ablation") or "none") not in ABLATIONS:

@@ -112,7 +112,7 @@ class C2CRSModel(BaseModel):
         self.kg_encoder = KGEncoder(config, edges[:, :2].t(), edges[:, 2])
         self.review_encoder = ReviewEncoder(config, self.token_embedding) if config.use_review else None
         self.heads = ContrastiveHeads(config)
-        self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity)
+        self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity, config.rec_bias)
         self.decoder = C2CRSDecoder(config, self.token_embedding, side_data.get("copy_mask"))
         special = (config.pad_token_idx, config.start_token_idx, config.end_token_idx)
         alpha = token_weights(

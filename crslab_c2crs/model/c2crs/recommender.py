@@ -9,18 +9,22 @@ from torch import Tensor, nn
 
 
 class Recommender(nn.Module):
-    """Scores items by ``e_u · n_i`` over the item set only (Eq. 8), trained with cross-entropy (Eq. 9).
+    """Scores items by ``e_u · n_i + b_i`` over the item set only (Eq. 8), trained with cross-entropy (Eq. 9).
 
     The user representation ``e_u`` is the self-attentive pooling of the pre-trained node representations of
-    the context entities (the KG view e_G, as the paper prescribes), so the module owns no parameters: it
-    holds the item set and the entity-id -> item-index map CRSLab's evaluator needs.
+    the context entities (the KG view e_G, as the paper prescribes). The per-item bias ``b_i`` is not in Eq. 8
+    but in the authors' code (``F.linear(user_rep, item_rep, self.rec_bias.bias)``) and in CRSLab's KGSF and
+    KBRD: without it a context with no entity (e_u = 0, one ReDial test sample in ten) scores every movie 0 and
+    can never be hit; with it such a context ranks by a learned prior. Besides the bias, the module holds the
+    item set and the entity-id -> item-index map CRSLab's evaluator needs.
 
     Args:
         item_entity_ids: entity id of every item (movie); its position is the item index.
         n_entity: number of KG entities.
+        bias: learn the per-item bias ``b`` ``(n_items,)`` (zeros at start); False: Eq. 8 as printed.
     """
 
-    def __init__(self, item_entity_ids: Sequence[int], n_entity: int) -> None:
+    def __init__(self, item_entity_ids: Sequence[int], n_entity: int, bias: bool = True) -> None:
         super().__init__()
         items = torch.as_tensor(list(item_entity_ids), dtype=torch.long)
         if items.numel() == 0:
@@ -33,6 +37,14 @@ class Recommender(nn.Module):
         item_index[items] = torch.arange(items.numel())
         self.register_buffer("item_entity_ids", items, persistent=False)
         self.register_buffer("entity_to_item", item_index, persistent=False)
+        self.bias = nn.Parameter(torch.zeros(items.numel())) if bias else None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints written before the bias existed hold none: their scores are those of a zero bias, so they
+        # load as exactly the model they were (a pre-trained checkpoint never trains the bias anyway).
+        if self.bias is not None and prefix + "bias" not in state_dict:
+            state_dict[prefix + "bias"] = torch.zeros_like(self.bias)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def n_items(self) -> int:
@@ -52,7 +64,7 @@ class Recommender(nn.Module):
 
     def forward(self, user: Tensor, nodes: Tensor) -> Tensor:
         """``user``: e_u ``(batch, kg_dim)``; ``nodes``: N ``(n_entity, kg_dim)`` -> scores ``(batch, n_items)``."""
-        return user @ nodes[self.item_entity_ids].t()
+        return F.linear(user, nodes[self.item_entity_ids], self.bias)
 
     def loss(self, scores: Tensor, item_entity: Tensor) -> Tensor:
         """Mean cross-entropy of the softmax over items; ``item_entity``: target entity ids ``(batch,)``."""

@@ -1,0 +1,333 @@
+"""Recommendation over seeds, under both target protocols, with paired significance.
+
+Usage::
+
+    python -m bench.recommendation run --protocol recommender --models C2CRS,KBRD,KGSF,Popularity,RepeatContext \\
+        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--data-root data]
+    python -m bench.recommendation report
+
+Every model is trained and tested through ``run_crslab.py`` (``bench.child``: CRSLab's runner, our evaluator) with
+``--set rec_targets=<protocol>`` (:mod:`crslab_c2crs.data.targets`: ``recommender`` = CRSLab's, ``all`` = the
+authors') and ``--dump-predictions``; a run's record, ``bench/results/redial-rec/<protocol>/<name>-seed<seed>.json``,
+keeps its test metrics, its validation curve, the 0-based rank of every test target (from the dump, for the paired
+tests) and the commit it ran. A run whose record exists is skipped, so a queue resumes where it stopped, in this
+session or the next.
+
+The budget is the rec stage of the ``cpu-long`` profile for every model: at most 8 epochs of 256 with early
+stopping on validation (impatience 2; C2-CRS and KGSF on Recall@1 + Recall@50, KBRD on its validation loss as
+CRSLab's KBRD system computes it, hence ``stop_mode: min``), no conversation stage (``conv.epoch=0``, one capped
+conv test batch for CRSLab's systems, ``end_stage=rec`` for C2-CRS). Pre-training is done once per pre-training
+seed in a run of its own, and every rec seed restores it (C2-CRS: ``fine.pth`` of the quick start's pre-training
+budget; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch order, dropout and the
+freshly initialised rec parameters. Checkpoints go to ``<data root>/save/rec-bench/``.
+
+The report (``bench/results/redial-rec.{md,json,png}``) gives per protocol and model the mean and sample standard
+deviation over seeds of Recall@1/10/50, MRR@10, NDCG@10 and new-item Recall@10, the validation Recall@10 of the
+tested state, and the p-value of a paired permutation test (:mod:`bench.significance`) of C2-CRS against each
+other model on the test targets' seed-averaged hits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from loguru import logger
+
+from bench.redial import (
+    CONFIGS,
+    ROOT,
+    SHORTCUTS,
+    crslab_argv,
+    git_commit,
+    mean_std,
+    require_built_data,
+    run_child,
+    write_report,
+)
+from bench.significance import compare
+from crslab_c2crs.atomic import write_json
+from crslab_c2crs.data.targets import PROTOCOLS
+
+RESULTS = ROOT / "bench" / "results"
+RECORDS = RESULTS / "redial-rec"
+STEM = RESULTS / "redial-rec"
+CHECKPOINTS = "rec-bench"          # under <data root>/save
+REFERENCE = "C2CRS"                # the model every p-value compares against
+REC_BUDGET = ["rec.epoch=8", "rec.batch_size=256"]
+NO_CONV = ["conv.epoch=0"]
+CAPS = {"KGSF": ["test.conv=1"], "KBRD": ["test.conv=1"]}
+REC_FLAGS = {
+    "C2CRS": [*REC_BUDGET, "rec.impatience=2", "end_stage=rec"],
+    "KGSF": [*REC_BUDGET, "rec.early_stop=true", "rec.stop_mode=max", "rec.impatience=2", "pretrain_cache=true",
+             *NO_CONV],
+    # CRSLab's KBRD system early-stops on its validation rec loss: lower is better
+    "KBRD": [*REC_BUDGET, "rec.early_stop=true", "rec.stop_mode=min", "rec.impatience=2", *NO_CONV],
+}
+# The quick start's pre-training budget (Makefile QUICK) for C2-CRS; KGSF's own (config: 3 epochs of 128).
+PRETRAIN_FLAGS = {
+    "C2CRS": ["coarse.epoch=1", "coarse.max_batches=40", "coarse.valid_max_batches=5", "fine.epoch=1",
+              "fine.max_batches=40", "fine.valid_max_batches=5", "end_stage=fine"],
+    "KGSF": ["pretrain_cache=true", "rec.epoch=0", *NO_CONV],
+}
+# C2-CRS settings compared on validation (``--variant``).
+VARIANTS = {"no_bias": ["rec_bias=false"]}
+TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
+         ("new R@10", "new_hit@10"))
+TESTED_KS = (10, 50)
+ORDER = ("C2CRS", "C2CRS-no_bias", "KGSF", "KBRD", "RepeatContext", "Popularity")
+# Published figures, R@1 / R@10 / R@50 on ReDial. The C2-CRS paper's Table 1 (its KGSF and KBRD rows are the KGSF
+# paper's own, which scores Recommender turns only); Kostric & Balog's standardized re-runs (SIGIR 2026,
+# iai-group/redial-reproducibility; each model on its own split).
+PAPER = {"C2CRS": (0.053, 0.233, 0.407), "KGSF": (0.039, 0.183, 0.378), "KBRD": (0.031, 0.150, 0.336)}
+KOSTRIC_BALOG = {"KGSF": (0.034, 0.179, 0.365), "KBRD": (0.036, 0.176, 0.334)}
+
+
+def commit_state() -> str:
+    """HEAD, with ``-dirty`` when tracked files differ from it (a record must name the code it ran)."""
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return git_commit() + ("-dirty" if dirty else "")
+
+
+def target_ranks(dump: Path) -> Dict[str, Optional[int]]:
+    """``conv_id/turn/target index`` -> 0-based rank (None below the top 50) of every ranked target of a
+    ``--dump-predictions`` file."""
+    ranks = {}
+    for line in dump.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        for index, target in enumerate(record["targets"]):
+            if target["in_context"] is not None:  # scored by the rec test pass
+                ranks[f"{record['conv_id']}/{record['turn']}/{index}"] = target["rank"]
+    return ranks
+
+
+def tested_validation(result: Dict[str, Any]) -> Optional[float]:
+    """Validation Recall@10 of the state the rec test pass scored: C2-CRS keeps its best epoch on Recall@1 +
+    Recall@50, CRSLab's KGSF and KBRD their last one."""
+    curve = [entry["metrics"] for entry in result["history"]
+             if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
+    if not curve:
+        return None
+    if result["model"] == "C2CRS":
+        return max(curve, key=lambda metrics: metrics["hit@1"] + metrics["hit@50"])["hit@10"]
+    return curve[-1]["hit@10"]
+
+
+class Bench:
+    """Runs (or skips, when recorded) the pre-training and rec runs of one protocol."""
+
+    def __init__(self, protocol: str, data_root: str, workdir: Path) -> None:
+        self.protocol, self.data_root, self.workdir = protocol, data_root, workdir
+        self.records = RECORDS / protocol
+
+    def _run(self, run_name: str, model: str, seed: int, overrides: List[str],
+             extra: Optional[List[str]] = None) -> Dict[str, Any]:
+        dump = self.workdir / f"{self.protocol}-{run_name}.jsonl"
+        overrides = [f"rec_targets={self.protocol}", *overrides]
+        argv = crslab_argv(model, self.data_root, seed, overrides) + (extra or []) + ["--dump-predictions", str(dump)]
+        commit, started = commit_state(), time.time()
+        result = run_child(f"{self.protocol}-{run_name}", CAPS.get(model, []), argv, self.workdir)
+        result.update(model=model, overrides=overrides, extra_flags=extra or [], caps=CAPS.get(model, []),
+                      protocol=self.protocol, git_commit=commit, bench_wall_seconds=time.time() - started)
+        if dump.exists():
+            result["ranks"] = target_ranks(dump)
+            dump.unlink()
+        result.pop("config", None)  # the overrides and the committed config files say it
+        return result
+
+    def pretrain(self, model: str, seed: int) -> str:
+        """The checkpoint folder of ``model``'s pre-training with ``seed``, run first when it is missing."""
+        folder = f"{CHECKPOINTS}/{model}-pretrain-seed{seed}"
+        marker = Path(self.data_root) / "save" / folder / ("fine.pth" if model == "C2CRS" else "pretrain.pth")
+        if not marker.is_file():
+            logger.info(f"[rec bench] pre-training {model} with seed {seed}")
+            result = self._run(f"{model}-pretrain-seed{seed}", model, seed,
+                               PRETRAIN_FLAGS[model] + [f"checkpoint_dir={folder}"])
+            result.pop("ranks", None)
+            write_json(RECORDS / "pretrain" / f"{model}-seed{seed}.json", result, indent=1, default=str)
+        return folder
+
+    def rec(self, model: str, seed: int, pretrain_seed: int, variant: Optional[str]) -> None:
+        """One rec run, recorded as ``<name>-seed<seed>.json``; skipped when that record exists."""
+        name = model + (f"-{variant}" if variant else "") + (f"-p{pretrain_seed}" if pretrain_seed != 42 else "")
+        path = self.records / f"{name}-seed{seed}.json"
+        if path.exists():
+            logger.info(f"[rec bench] {path.name} is recorded; skipped")
+            return
+        overrides = REC_FLAGS.get(model, []) + (VARIANTS[variant] if variant else [])
+        if model in PRETRAIN_FLAGS:
+            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed)}"]
+        # C2-CRS restores fine.pth and starts at its rec stage; KGSF restores pretrain.pth in its pretrain stage
+        extra = ["--stage", "rec"] if model == "C2CRS" else []
+        result = self._run(f"{name}-seed{seed}", model, seed, overrides, extra)
+        result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if model in PRETRAIN_FLAGS else None,
+                      valid_recall_at_10=tested_validation(result))
+        logger.info(f"[rec bench] {name} seed {seed}: test R@10 {result['test'].get('hit@10')}, "
+                    f"{result['bench_wall_seconds']:.0f}s")
+        self.records.mkdir(parents=True, exist_ok=True)
+        write_json(path, result, default=str)
+
+
+def load_runs(protocol: str) -> Dict[str, List[Dict[str, Any]]]:
+    """The recorded rec runs of ``protocol``, by name, each list sorted by seed."""
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    for path in sorted((RECORDS / protocol).glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        runs.setdefault(result["name"], []).append(result)
+    return {name: sorted(results, key=lambda result: result["seed"]) for name, results in runs.items()}
+
+
+def summarise(protocol: str) -> List[Dict[str, Any]]:
+    """Per recorded name of ``protocol``: seeds, commits, mean and std of every table metric and of the validation
+    Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50. A shortcut baseline is
+    deterministic: its one run stands for every seed."""
+    runs = load_runs(protocol)
+    names = [name for name in ORDER if name in runs] + sorted(set(runs) - set(ORDER))
+    reference = [run["ranks"] for run in runs.get(REFERENCE, [])]
+    rows = []
+    for name in names:
+        results = runs[name]
+        row: Dict[str, Any] = {"name": name, "model": results[0]["model"], "seeds": [r["seed"] for r in results],
+                               "deterministic": results[0]["model"] in SHORTCUTS,
+                               "pretrain_seed": results[0].get("pretrain_seed"),
+                               "commits": sorted({r["git_commit"] for r in results}),
+                               "n_targets": len(results[0]["ranks"]),
+                               "mean": {}, "std": {}, "tests": {}}
+        for _, key in TABLE:
+            row["mean"][key], row["std"][key] = mean_std([r["test"][key] for r in results])
+        valid = [r["valid_recall_at_10"] for r in results if r.get("valid_recall_at_10") is not None]
+        if valid:
+            row["mean"]["valid_hit@10"], row["std"]["valid_hit@10"] = mean_std(valid)
+        if reference and name != REFERENCE:
+            for k in TESTED_KS:
+                test = compare(reference, [r["ranks"] for r in results], k)
+                row["tests"][f"hit@{k}"] = {"difference": test.difference, "p_value": test.p_value, "n": test.n}
+        rows.append(row)
+    return rows
+
+
+def _cell(row: Dict[str, Any], key: str) -> str:
+    if key not in row["mean"]:
+        return ""
+    if row["deterministic"]:
+        return f"{row['mean'][key]:.4f}"
+    return f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}"
+
+
+def _p(row: Dict[str, Any], key: str) -> str:
+    test = row["tests"].get(key)
+    if test is None:
+        return ""
+    return f"{test['difference']:+.4f} (p {test['p_value']:.3g})" if test["p_value"] >= 1e-4 else \
+        f"{test['difference']:+.4f} (p < 1e-4)"
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    lines = ["# ReDial recommendation over seeds, both target protocols", "",
+             f"Report built at commit `{report['git_commit']}` from the records in `bench/results/redial-rec/` (each "
+             "names the commit it ran). Test set; mean ± sample standard deviation over the seeds listed; the shortcut "
+             "baselines are deterministic (one run). Δ (p): the C2-CRS row minus this row on the test targets' "
+             "seed-averaged hits, two-sided paired permutation test over the targets (10,000 resamples; "
+             "`bench/significance.py`). Budget and pre-training: `bench/recommendation.py`.", ""]
+    for protocol, rows in report["protocols"].items():
+        if not rows:
+            continue
+        title = {"recommender": "CRSLab protocol: targets are the movies of Recommender turns",
+                 "all": "Authors' protocol: targets are the movies of every turn that mentions one (Seeker turns "
+                        "too)"}[protocol]
+        lines += [f"## {title} (`rec_targets={protocol}`)", "",
+                  f"{rows[0]['n_targets']} test targets.", "",
+                  "| model | seeds | " + " | ".join(label for label, _ in TABLE)
+                  + " | valid R@10 | Δ R@10 (p) | Δ R@50 (p) | commits |",
+                  "|---" * (len(TABLE) + 6) + "|"]
+        for row in rows:
+            seeds = "-" if row["deterministic"] else f"{len(row['seeds'])}"
+            if row.get("pretrain_seed") is not None:
+                seeds += f" (pre-training seed {row['pretrain_seed']})"
+            lines.append(f"| {row['name']} | {seeds} | " + " | ".join(_cell(row, key) for _, key in TABLE)
+                         + f" | {_cell(row, 'valid_hit@10')} | {_p(row, 'hit@10')} | {_p(row, 'hit@50')} | "
+                         + ", ".join(f"`{commit[:7]}`" for commit in row["commits"]) + " |")
+        published = PAPER if protocol == "all" else KOSTRIC_BALOG
+        source = ("C2-CRS paper, Table 1 (its KGSF and KBRD rows are the KGSF paper's, Recommender turns only)"
+                  if protocol == "all" else "Kostric & Balog, SIGIR 2026, standardized re-runs, each model's own split")
+        for model, (r1, r10, r50) in published.items():
+            lines.append(f"| {model} ({source}) | | {r1:.3f} | {r10:.3f} | {r50:.3f} |" + " |" * (len(TABLE) + 1))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(report: Dict[str, Any], path: Path) -> None:
+    """Test Recall@10 and @50 per model (mean ± std over seeds), one panel per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = [protocol for protocol, rows in report["protocols"].items() if rows]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        rows = report["protocols"][protocol]
+        x = range(len(rows))
+        for offset, key in ((-0.2, "hit@10"), (0.2, "hit@50")):
+            ax.bar([i + offset for i in x], [row["mean"][key] for row in rows], 0.4,
+                   yerr=[row["std"][key] for row in rows], capsize=3, label=key.replace("hit", "Recall"))
+        ax.set_xticks(list(x), [row["name"] for row in rows], rotation=30, ha="right")
+        ax.set_title(f"rec_targets={protocol}")
+        ax.set_ylabel("test recall")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report() -> Dict[str, Any]:
+    """Summarise every protocol's records into ``redial-rec.{json,md,png}``."""
+    result = {"git_commit": git_commit(), "protocols": {protocol: summarise(protocol) for protocol in PROTOCOLS}}
+    write_report(STEM, result, markdown(result))
+    plot(result, STEM.with_suffix(".png"))
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or skip, when recorded) the rec runs of one protocol")
+    run.add_argument("--protocol", choices=PROTOCOLS, required=True)
+    run.add_argument("--models", default="C2CRS,KBRD,KGSF," + ",".join(SHORTCUTS))
+    run.add_argument("--seeds", default="42,43,44,45,46", help="comma-separated rec seeds")
+    run.add_argument("--pretrain-seed", type=int, default=42, help="pre-training seed of C2-CRS and KGSF")
+    run.add_argument("--variant", choices=sorted(VARIANTS), default=None, help="a C2-CRS setting to compare")
+    run.add_argument("--data-root", default=str(ROOT / "data"))
+    sub.add_parser("report", help="tabulate and plot every recorded run")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        report()
+        return 0
+    models = [model for model in args.models.split(",") if model]
+    unknown = sorted(set(models) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; known: {sorted(CONFIGS)}")
+    if args.variant and models != ["C2CRS"]:
+        parser.error(f"--variant {args.variant} is a C2-CRS setting: give --models C2CRS")
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 42,43,44")
+    args.data_root = str(Path(args.data_root).resolve())
+    require_built_data(parser, args.data_root)
+    workdir = RESULTS / "runs-rec"
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.protocol, args.data_root, workdir)
+    for model in models:
+        for seed in (seeds[:1] if model in SHORTCUTS else seeds):
+            bench.rec(model, seed, args.pretrain_seed, args.variant)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
