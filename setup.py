@@ -26,6 +26,7 @@ setup(
         "python-Levenshtein",
         "scikit-learn",
         "scipy",  # bench.significance: paired permutation tests
+        "wordfreq",  # the chat linker: which titles are made of everyday words
         "tensorboard",
         "fasttext-numpy2",
         "transformers<4.50",

@@ -11,6 +11,7 @@ without it (saved before) load as before.
 from __future__ import annotations
 
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
@@ -26,6 +27,7 @@ _UNREADABLE = (EOFError, RuntimeError, pickle.UnpicklingError, OSError, ValueErr
 
 
 MODEL_CONFIG_KEY = "model_config"
+MB = 2 ** 20
 
 
 def with_model_config(state: Mapping[str, Any], model: Optional[torch.nn.Module]) -> Dict[str, Any]:
@@ -80,3 +82,36 @@ def load_into(module: torch.nn.Module, state: Dict[str, Any], key: str, path: Un
         first = details[0].split(". ")[0][:160] if details else _reason(err)
         more = f" and {len(details) - 1} more" if len(details) > 1 else ""
         raise CheckpointError(f"{path} does not fit the configured model ({first}{more}): {remedy}") from None
+
+
+def check_stored(state: Mapping[str, Any], path: Union[str, Path], stage: Optional[str],
+                 model: Optional[torch.nn.Module], remedy: str) -> None:
+    """Refuse a checkpoint written by another stage than ``stage`` (a renamed file), or by a model whose config
+    differs from ``model``'s in the fields the model lists as ``checked_config_fields`` (e.g. another
+    ``kg_aggregation``: the weights fit, the function does not), naming both values. Files without the record
+    (written before it existed) pass."""
+    stored_stage = state.get("stage")
+    if stage is not None and stored_stage is not None and stored_stage != stage:
+        raise CheckpointError(f"{path} holds the {stored_stage} stage, not the {stage} stage (was it renamed?): "
+                              f"{remedy}")
+    config = getattr(model, "config", None)
+    config = config.to_dict() if hasattr(config, "to_dict") else {}
+    stored = state.get(MODEL_CONFIG_KEY) or {}
+    for field in getattr(model, "checked_config_fields", ()):
+        if field in stored and field in config and stored[field] != config[field]:
+            raise CheckpointError(f"{path} was trained with {field}={stored[field]!r}, this run has "
+                                  f"{field}={config[field]!r}: set --set {field}={stored[field]} or retrain")
+
+
+def check_free_space(folder: Union[str, Path], module: torch.nn.Module, what: str) -> None:
+    """Refuse to start work whose checkpoint of ``module`` cannot be written into ``folder`` (an atomic write needs
+    the whole file beside the one it replaces), naming the folder and both sizes."""
+    needed = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    existing = Path(folder)
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise atomic.WriteError(f"{folder}: {free / MB:.0f} MB free, but {what} writes a checkpoint of "
+                                f"{needed / MB:.0f} MB there; free space or set checkpoint_dir to a folder on another "
+                                f"disk")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def resolve_gpu(value: Optional[str]) -> str:
     if value is None:
         return "0" if torch.cuda.is_available() else "-1"
     ids = [part.strip() for part in value.split(",")]
-    if not all(part.lstrip("-").isdigit() for part in ids):
+    if not all(re.fullmatch(r"-?[0-9]+", part) for part in ids):
         raise ConfigError(f"-g {value}: expected GPU ids like 0 or 0,1, or -1 for the CPU")
     if ids != ["-1"] and not torch.cuda.is_available():
         raise ConfigError(f"-g {value}: no CUDA device is available; use -g -1 for the CPU")
@@ -146,9 +147,12 @@ def print_summary(metrics: Dict[str, float], split: str = "test") -> None:
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary."""
+    from loguru import logger
+
     from crslab_c2crs import compat
+    from crslab_c2crs.atomic import clear_stale_temporaries
     from crslab_c2crs.config import load_config, model_name_of
-    from crslab_c2crs.paths import resolve_data_root
+    from crslab_c2crs.paths import checkpoint_dir, resolve_data_root
     from crslab_c2crs.reproducibility import seed_everything
 
     data_root = resolve_data_root(args.data_root)
@@ -160,6 +164,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.interact:
         # a known log file name, so the chat can keep logging to it (see log_beside_the_chat)
         opt.setdefault("log_name", f"{opt['dataset']}_{model_name_of(opt)}_{time.strftime('%Y-%m-%d-%H-%M-%S')}")
+    for path in clear_stale_temporaries(checkpoint_dir(opt)):
+        logger.warning(f"[Removed {path}, left by a run killed while it saved]")
     seed_everything(seed, opt.get("num_threads"))
     compat.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
 

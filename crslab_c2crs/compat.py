@@ -105,10 +105,21 @@ def patch_interactive_tokenizer() -> None:
 
 
 def patch_plain_backward() -> None:
-    """``loss.backward(loss.clone().detach())`` scales every gradient by the loss value: use a plain backward."""
+    """``loss.backward(loss.clone().detach())`` scales every gradient by the loss value: use a plain backward. And a
+    NaN or infinite training loss went on for hours into zero metrics: stop at once, naming the stage and step
+    (the systems set ``training_stage`` in ``step``)."""
+    from crslab_c2crs.errors import TrainingError
+
     base = _module("crslab.system.base").BaseSystem
 
     def backward(self, loss: torch.Tensor) -> None:
+        stage = getattr(self, "training_stage", None) or "training"
+        steps = self.__dict__.setdefault("_training_steps", {})
+        steps[stage] = steps.get(stage, 0) + 1
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise TrainingError(f"the {stage} stage's training loss became {float(loss.detach())} at step "
+                                f"{steps[stage]}; the run stops here. Lower that stage's learning rate (--set "
+                                f"{stage}.optimizer.lr=...) or check the settings that changed")
         self._zero_grad()
         if self.update_freq > 1:
             self._number_grad_accum = (self._number_grad_accum + 1) % self.update_freq
@@ -195,7 +206,7 @@ def patch_saved_systems() -> None:
     ``checkpoint_dir`` and restore with one-line errors (:mod:`crslab_c2crs.checkpoints`)."""
     from loguru import logger
 
-    from crslab_c2crs.checkpoints import load_into, load_state, save_state, with_model_config
+    from crslab_c2crs.checkpoints import check_stored, load_into, load_state, save_state, with_model_config
     from crslab_c2crs.paths import saved_system_file
 
     base = _module("crslab.system.base").BaseSystem
@@ -212,6 +223,7 @@ def patch_saved_systems() -> None:
         path = saved_system_file(self.opt)
         remedy = "train and save it again with -ss and this config, or point checkpoint_dir at the right run"
         state = load_state(path, self.device, remedy)
+        check_stored(state, path, None, getattr(self, "model", None), remedy)
         for name, key in parts:
             if hasattr(self, name):
                 load_into(getattr(self, name), state, key, path, remedy)

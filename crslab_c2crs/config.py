@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
@@ -114,10 +115,19 @@ def load_config(path: str | Path, overrides: Optional[Iterable[str]] = None, sta
     """Read the YAML at ``path``, apply ``key.sub=value`` overrides in order, then the ``--stage`` and ``--seed``
     flags (``stage``, ``seed``), check every value (:func:`check_config`) and return the dict."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a YAML file with -c/--config, e.g. "
+                          f"config/c2crs/redial.yaml")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"config file {path} is not a regular file (a device, pipe or socket); pass a YAML file "
+                          f"with -c/--config")
+    if not path.exists():
         raise ConfigError(f"config file {path} does not exist (pass an existing YAML with -c/--config)")
     try:
         opt = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror}); pass a readable YAML with "
+                          f"-c/--config") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
                           f"save the file as UTF-8") from None
@@ -164,6 +174,10 @@ INT_KEYS: Dict[str, int] = {
     "context_truncate": 1, "response_truncate": 3, "entity_truncate": 1, "word_truncate": 1, "num_threads": 1,
     "interact_topk": 1, "bucket_pool_batches": 1, "review_entity_limit": 1, "nb_review": 1, "info_truncate": 1,
 }
+# Float settings -> [low, high) they must lie in (KGSF's and KBRD's Transformer; C2-CRS checks its own fields).
+FLOAT_RANGES: Dict[str, Tuple[float, float]] = {
+    "dropout": (0.0, 1.0), "attention_dropout": (0.0, 1.0), "relu_dropout": (0.0, 1.0),
+}
 BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context", "pretrain_cache"}
 # The same for the keys of a stage section; a new integer stage key needs only a line here.
 STAGE_INT_KEYS: Dict[str, int] = {
@@ -174,6 +188,8 @@ STAGE_BOOL_KEYS: Set[str] = {"early_stop", "decode_valid"}
 REQUIRED_STAGE_KEYS = ("epoch", "batch_size", "optimizer")
 STOP_MODES = ("max", "min")
 _SEED_RANGE = (0, 2 ** 32 - 1)  # numpy's
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS, Windows)
+MAX_THREADS_PER_CORE = 4
 _MODEL_CHECKS: Dict[str, List[Callable[[Mapping[str, Any], str], None]]] = {}
 
 
@@ -285,6 +301,19 @@ def _check_scheduler(stage: str, spec: Any, optimizer: Any, source: str) -> None
     _try_build(key, spec["name"], kwargs, build_and_step, source)
 
 
+def _check_finite(value: Any, key: str, source: str) -> None:
+    """Every float in ``value`` (a setting, or a section walked recursively) is finite: YAML's ``.nan`` and ``.inf``
+    and ``--set x=nan`` are floats that no range check catches (every comparison with NaN is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad_value(key, value, "a finite number", source)
+    if isinstance(value, Mapping):
+        for sub, item in value.items():
+            _check_finite(item, f"{key}.{sub}", source)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_finite(item, key, source)
+
+
 def _check_stage(stage: str, section: Any, source: str) -> None:
     if section is None:
         raise ConfigError(f"section {stage!r} is missing from {source}: add it with "
@@ -322,6 +351,11 @@ def check_config(opt: Mapping[str, Any], source: str) -> None:
         ConfigError: the first bad value, naming the key and how to correct it.
     """
     model = model_name_of(opt)
+    for key, value in opt.items():
+        _check_finite(value, key, source)
+    for key, (low, high) in FLOAT_RANGES.items():
+        if key in opt and not (_is_number(opt[key]) and low <= opt[key] < high):
+            raise bad_value(key, opt[key], f"a number in [{low:g}, {high:g})", source)
     for key, minimum in INT_KEYS.items():
         if opt.get(key) is not None:
             _check_int(key, opt[key], minimum, source)
@@ -338,6 +372,14 @@ def check_config(opt: Mapping[str, Any], source: str) -> None:
         if value is not None and (not isinstance(value, str) or not value.strip() or Path(value).is_absolute()
                                   or ".." in Path(value).parts):
             raise bad_value(key, value, "a relative name inside the save/log folder (no '..')", source)
+        # the file system refuses a longer name only at the first save, after hours of training
+        if value is not None and any(len(part.encode("utf-8")) > NAME_MAX for part in Path(value).parts):
+            raise bad_value(key, value, f"made of folder and file names of at most {NAME_MAX} bytes each", source)
+    threads = opt.get("num_threads")
+    if isinstance(threads, int) and threads > MAX_THREADS_PER_CORE * (os.cpu_count() or 1):
+        raise bad_value("num_threads", threads, f"at most {MAX_THREADS_PER_CORE} per core of this machine's "
+                        f"{os.cpu_count()} (more only slows torch down, and exhausts memory long before 100000)",
+                        source)
     check_rec_targets(opt, source)
     for stage in sorted(_MODEL_STAGES[model]):
         _check_stage(stage, opt.get(stage), source)

@@ -17,4 +17,8 @@ class CheckpointError(PluginError, RuntimeError):
     """A stage checkpoint or saved system that is damaged or does not fit the configured model."""
 
 
+class TrainingError(PluginError, RuntimeError):
+    """Training cannot go on (the loss became NaN or infinite): the run stops with the stage and step."""
+
+
 USER_ERRORS = (PluginError,)

@@ -2,6 +2,9 @@
 systems under the run's checkpoint_dir, one-line errors for missing, damaged or mismatched files."""
 import io
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +163,90 @@ def test_restoring_a_mismatched_or_damaged_saved_system_is_one_line(tiny_root, t
     saved.write_bytes(saved.read_bytes()[:1000])
     assert main(argv("KBRD", tiny_root, "-rs", "-i", "--set", "checkpoint_dir=small")) == 2
     one_line_error(capsys, f"{saved} is damaged or not a checkpoint")
+
+
+# ---------------------------------------------------------------------------------- faults during a run
+def test_a_full_disk_while_saving_is_one_line_naming_the_file(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("crslab_c2crs.atomic.os.fsync", disk_full)
+    assert main(argv("C2CRS", tiny_root, "--set", "checkpoint_dir=full_disk", "--set", "end_stage=coarse")) == 2
+    path = tiny_root / "save" / "full_disk" / "coarse.pth"
+    one_line_error(capsys, f"cannot write {path}: No space left on device")
+    assert list(path.parent.iterdir()) == []  # no temporary file is left
+
+
+def test_too_little_free_space_is_refused_before_the_stage(tiny_root, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("crslab_c2crs.checkpoints.shutil.disk_usage",
+                        lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 1024))
+    trained = []
+    monkeypatch.setattr("crslab_c2crs.system.c2crs.C2CRSSystem._run_epoch",
+                        lambda self, *args, **kwargs: trained.append(1))
+    assert main(argv("C2CRS", tiny_root, "--set", "checkpoint_dir=no_space")) == 2
+    one_line_error(capsys, f"{tiny_root / 'save' / 'no_space'}: 0 MB free, but the coarse stage writes a checkpoint")
+    assert not trained
+
+
+def test_a_nan_training_loss_stops_the_run_naming_stage_and_step(tiny_root, tmp_path, monkeypatch, capsys):
+    from crslab_c2crs.model.c2crs.model import C2CRSModel
+
+    monkeypatch.chdir(tmp_path)
+    pretrain = C2CRSModel.pretrain
+    monkeypatch.setattr(C2CRSModel, "pretrain",
+                        lambda self, batch, level: (lambda out: (out[0] * float("nan"), out[1]))(
+                            pretrain(self, batch, level)))
+    results = tmp_path / "results.json"
+    assert main(argv("C2CRS", tiny_root, "--set", "checkpoint_dir=nan_loss", "--results", str(results))) == 2
+    one_line_error(capsys, "the coarse stage's training loss became nan at step 1; the run stops here")
+    assert not results.exists() and not (tiny_root / "save" / "nan_loss" / "coarse.pth").exists()
+
+
+def test_temporary_files_of_a_run_killed_while_saving_are_removed_by_the_next(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "killed"
+    folder.mkdir(parents=True)
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        gone.wait()
+    stale = folder / f".coarse.pth.{gone.pid}.a1b2c3d4.tmp"
+    stale.write_bytes(b"PK\x03\x04 half")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as running:
+        try:
+            busy = folder / f".fine.pth.{running.pid}.a1b2c3d4.tmp"
+            busy.write_bytes(b"PK\x03\x04 being written")
+            assert main(argv("C2CRS", tiny_root, "--set", "checkpoint_dir=killed", "--set", "end_stage=coarse")) == 0
+            assert not stale.exists() and busy.exists()  # the file of a live process is left alone
+        finally:
+            running.kill()
+
+
+def test_a_checkpoint_of_another_stage_or_model_setting_is_refused(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "mismatch"
+    run = argv("C2CRS", tiny_root, "--set", "checkpoint_dir=mismatch")
+    assert main(run + ["--set", "end_stage=coarse"]) == 0
+    shutil.copy(folder / "coarse.pth", folder / "fine.pth")
+    assert main(run + ["--stage", "rec"]) == 2
+    one_line_error(capsys, f"{folder / 'fine.pth'} holds the coarse stage, not the fine stage (was it renamed?)")
+    assert main(run + ["--set", "end_stage=fine", "--stage", "fine"]) == 0
+    assert main(run + ["--stage", "rec", "--set", "kg_aggregation=mean"]) == 2
+    one_line_error(capsys, "fine.pth was trained with kg_aggregation='sum', this run has kg_aggregation='mean'")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_written_files_get_the_permissions_of_the_umask(umask, mode, tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    previous = os.umask(umask)
+    try:
+        results = tmp_path / "results.json"
+        assert main(argv("C2CRS", tiny_root, "--set", "checkpoint_dir=modes", "--set", "end_stage=coarse",
+                         "--results", str(results))) == 0
+    finally:
+        os.umask(previous)
+    assert results.stat().st_mode & 0o777 == mode
+    assert (tiny_root / "save" / "modes" / "coarse.pth").stat().st_mode & 0o777 == mode

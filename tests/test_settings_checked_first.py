@@ -3,6 +3,7 @@
 The runs here point at an empty data root: a check that came after data loading would report the missing
 dataset instead, so the expected message proves the order.
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,20 @@ BAD_SETTINGS = [
     ("kgsf", "pretrain_cache=yes please", "pretrain_cache: 'yes please' is not true or false"),
     ("c2crs", "end_stage=pretrain", "end_stage: unknown stage 'pretrain'"),
     ("c2crs", "rec_bias=1", "'rec_bias' must be true or false"),
+    ("c2crs", "temperature=nan", "temperature: nan is not a finite number"),
+    ("c2crs", "coarse_lambda=.inf", "coarse_lambda: inf is not a finite number"),
+    ("c2crs", "rec.optimizer.lr=inf", "rec.optimizer.lr: inf is not a finite number"),
+    ("kgsf", "conv.lr_scheduler.factor=nan", "conv.lr_scheduler.factor: nan is not a finite number"),
+    ("kbrd", "dropout=nan", "dropout: nan is not a finite number"),
+    ("kgsf", "relu_dropout=1.5", "relu_dropout: 1.5 is not a number in [0, 1)"),
+    ("c2crs", "checkpoint_dir=" + "x" * 300, "made of folder and file names of at most 255 bytes each"),
+    ("kbrd", "log_name=runs/" + "y" * 256, "made of folder and file names of at most 255 bytes each"),
+    ("c2crs", "dataset=ReDial", "dataset: C2-CRS reads the datasets with mention spans and review sentences"),
+    ("c2crs", "num_threads=100000", "num_threads: 100000 is not at most 4 per core"),
 ]
 
 
-@pytest.mark.parametrize("model, override, message", BAD_SETTINGS, ids=[b[1] for b in BAD_SETTINGS])
+@pytest.mark.parametrize("model, override, message", BAD_SETTINGS, ids=[b[1][:40] for b in BAD_SETTINGS])
 def test_bad_setting_fails_before_data_in_one_line(model, override, message, run_without_data, tmp_path, capsys):
     assert run_without_data(model, "--set", override) == 2
     err = capsys.readouterr().err
@@ -126,3 +137,25 @@ def test_restoring_a_missing_saved_system_fails_before_data(run_without_data, tm
 def test_a_start_stage_after_the_end_stage_is_refused(run_without_data, capsys):
     assert run_without_data("c2crs", "--stage", "conv", "--set", "end_stage=rec") == 2
     assert "start_stage=conv comes after end_stage=rec" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, reason", [("config", "is a folder"), ("/dev/null", "is not a regular file"),
+                                            ("no/such.yaml", "does not exist")])
+def test_a_config_path_that_is_no_file_says_what_it_is(config, reason, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["-c", config, "--data-root", str(tmp_path / "no_data")]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {config} {reason}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_default_thread_count_honours_omp_num_threads(monkeypatch):
+    from crslab_c2crs.reproducibility import default_threads, seed_everything
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    seed_everything(0)
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert default_threads() == (os.cpu_count() or 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == (os.cpu_count() or 1)

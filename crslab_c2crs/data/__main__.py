@@ -11,6 +11,7 @@ from typing import List, Optional
 from loguru import logger
 
 from crslab_c2crs.data.builder import build_redial
+from crslab_c2crs.data.builder.output import build_lock
 from crslab_c2crs.data.builder.stats import format_table
 from crslab_c2crs.data.builder.tgredial import build_tgredial
 from crslab_c2crs.data.layout import STATS_FILE, redial_dir
@@ -43,10 +44,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     data_root = resolve_data_root(args.data_root)
     started = time.monotonic()
     try:
-        if args.dataset == "tgredial":
-            stats = build_tgredial(data_root, Path(args.reviews) if args.reviews else None, force=args.force)
-        else:
-            stats = build_redial(Path(args.raw), data_root, force=args.force, threshold=args.threshold)
+        with build_lock(data_root):
+            if args.dataset == "tgredial":
+                stats = build_tgredial(data_root, Path(args.reviews) if args.reviews else None, force=args.force)
+            else:
+                stats = build_redial(Path(args.raw), data_root, force=args.force, threshold=args.threshold)
     except PluginError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -31,6 +31,18 @@ class Movie:
     def display(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
 
+    def same_movie(self, other: "Movie") -> bool:
+        """Whether ``other`` is this movie under another ReDial id: ReDial lists some titles twice, once with and
+        once without a year ("Scary Movie (2000)" and "Scary Movie"), so equal titles are one movie unless both
+        years are known and differ (remakes: "It (1990)", "It (2017)")."""
+        return title_key(self.title) == title_key(other.title) and (
+            self.year is None or other.year is None or self.year == other.year)
+
+
+def title_key(text: str) -> str:
+    """A title or text compared without case and punctuation: ``"Ocean's Eleven!"`` -> ``"ocean s eleven"``."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
 
 def split_title(name: str) -> Tuple[str, Optional[int]]:
     """``'Headhunter  (2009)'`` -> ``('Headhunter', 2009)``."""

@@ -8,13 +8,14 @@ nltk splits, into one movie token. Measured against CRSLab's own token lists thi
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import List, Optional
 
 from nltk.tokenize import word_tokenize
 
 # No split after a lone capital initial ("Michael B. Jordan"), as punkt knows single-letter abbreviations.
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])(?<![\s(][A-Z]\.)\s+")
-MOVIE_TOKEN = re.compile(r"^@\d+$")
+# ASCII digits only: str.isdigit() and \d also accept "²" or "٣", which int() rejects or reads as another number
+MOVIE_TOKEN = re.compile(r"@([0-9]+)")
 
 
 def split_sentences(text: str) -> List[str]:
@@ -27,7 +28,7 @@ def _join_movie_tokens(tokens: List[str]) -> List[str]:
     joined: List[str] = []
     i = 0
     while i < len(tokens):
-        if tokens[i] == "@" and i + 1 < len(tokens) and tokens[i + 1].isdigit():
+        if tokens[i] == "@" and i + 1 < len(tokens) and MOVIE_TOKEN.fullmatch("@" + tokens[i + 1]):
             joined.append("@" + tokens[i + 1])
             i += 2
         else:
@@ -46,4 +47,10 @@ def tokenize(text: str) -> List[str]:
 
 def is_movie_token(token: str) -> bool:
     """True for a ReDial movie placeholder token such as ``@191911``."""
-    return MOVIE_TOKEN.match(token) is not None
+    return MOVIE_TOKEN.fullmatch(token) is not None
+
+
+def movie_id(token: str) -> Optional[int]:
+    """The movie id of a placeholder token (``@191911`` -> 191911), None for any other token."""
+    match = MOVIE_TOKEN.fullmatch(token)
+    return int(match.group(1)) if match else None

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import IO, List, Optional
+from typing import IO, Dict, List, Optional, Set
 
 from loguru import logger
 
@@ -20,8 +20,8 @@ import crslab.config
 import crslab.data
 from crslab_c2crs.data.layout import redial_dir
 from crslab_c2crs.data.linking import EntityLinker, entity_label
-from crslab_c2crs.data.movies import load_movies
-from crslab_c2crs.data.tokenize import is_movie_token, tokenize
+from crslab_c2crs.data.movies import Movie, load_movies, title_key
+from crslab_c2crs.data.tokenize import is_movie_token, movie_id, tokenize
 from crslab_c2crs.interactive.adapters import Adapter, adapter_for
 from crslab_c2crs.interactive.linker import MovieLinker
 from crslab_c2crs.interactive.session import ChatSession
@@ -57,6 +57,9 @@ class Chat:
         self.specials = {system.vocab[name] for name in ("pad", "start", "end") if name in system.vocab}
         self.end = system.vocab["end"]
         self.by_entity = {movie.entity_id: movie for movie in self.session.movie_linker.movies}
+        self.by_title: Dict[str, List[Movie]] = {}
+        for movie in self.session.movie_linker.movies:
+            self.by_title.setdefault(title_key(movie.title), []).append(movie)
         self.latencies_ms: List[float] = []
 
     def _reply_tokens(self, ids: List[int]) -> List[str]:
@@ -71,11 +74,20 @@ class Chat:
     def _display(self, tokens: List[str]) -> str:
         words = []
         for token in tokens:
-            movie = None
-            if token.startswith("@") and token[1:].isdigit():
-                movie = self.session.movie_linker.by_id.get(int(token[1:]))
+            movie = self.session.movie_linker.by_id.get(movie_id(token))
             words.append(movie.display if movie else token)
         return self.session.detokenize(words)
+
+    def said_movies(self) -> Set[int]:
+        """Entity ids of the movies of the conversation so far, with every other ReDial id of the same movie
+        (:meth:`~crslab_c2crs.data.movies.Movie.same_movie`), so a named movie is never recommended back."""
+        said = set(self.session.context_items())
+        for entity in list(said):
+            movie = self.by_entity.get(entity)
+            if movie is not None:
+                said.update(other.entity_id for other in self.by_title[title_key(movie.title)]
+                            if other.same_movie(movie))
+        return said
 
     def turn(self, text: str) -> List[str]:
         """Lines to print for one user message."""
@@ -87,7 +99,7 @@ class Chat:
         if understood.truncated:
             lines.append(f"(Your message was long: only its last {len(understood.tokens)} words were read.)")
         unknown = [token for token in dict.fromkeys(understood.tokens)
-                   if is_movie_token(token) and int(token[1:]) not in self.session.movie_linker.by_id]
+                   if is_movie_token(token) and movie_id(token) not in self.session.movie_linker.by_id]
         if unknown:
             lines.append(f"(No movie has this id, read as an unknown word: {', '.join(unknown)}.)")
         # a long message can name one movie dozens of times: list each once
@@ -97,7 +109,7 @@ class Chat:
             lines.append("Entities: " + ", ".join(dict.fromkeys(entity_label(name) or name
                                                                 for name in understood.entities)))
         scores = self.adapter.recommend(self.session)
-        mentioned = set(self.session.context_items())
+        mentioned = self.said_movies()
         ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]
         recommended = [self.by_entity[e] for e in ranked if e in self.by_entity and e not in mentioned]
         reply = self._reply_tokens(self.adapter.respond(self.session))
@@ -113,6 +125,12 @@ class Chat:
             return None
         return (f"{len(self.latencies_ms)} turns, median {statistics.median(self.latencies_ms):.0f} ms, "
                 f"max {max(self.latencies_ms):.0f} ms per turn")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or other unprintable character (ANSI escape sequences included) written as its
+    escape (``\\x1b``, ``\\u202e``), so piped input is shown as text and never acts on the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def read_line(stdin: IO[str]) -> Optional[str]:
@@ -143,7 +161,7 @@ def chat(system, stdin: Optional[IO[str]] = None, stdout: Optional[IO[str]] = No
             print("(New conversation.)", file=stdout)
             continue
         if not interactive:
-            print(f"You: {text[:200]}{'...' if len(text) > 200 else ''}", file=stdout)
+            print(f"You: {printable(text[:200])}{'...' if len(text) > 200 else ''}", file=stdout)
         for out in session.turn(text):
             print(out, file=stdout, flush=True)
     summary = session.latency_summary()

@@ -4,23 +4,49 @@ Users write ``@<movieId>`` (as in the data), or a title, with or without its yea
 Titles are matched on windows of the message's tokens with rapidfuzz; the longest, best-scoring windows win and
 matches never overlap. Short titles (``Up``, ``Her``, ``It``) are common words, so a window shorter than
 ``min_fuzzy_chars`` characters must match a title exactly, with the user's capitals.
+
+Titles made only of everyday words ("Scary Movie", "Big", "Training Day", "Anything Else"; a word is everyday when
+its Zipf frequency in English, from the ``wordfreq`` library, is at least :data:`EVERYDAY_ZIPF`) link only where
+the user marks them as a title: followed by the movie's year, in quotes, or capitalised as a title. A capital that
+opens a sentence is the sentence's, not a title's, so there the capitalised title must be the whole sentence
+("Big" alone links, "Big fan of Tom Hanks" does not). Every other title keeps the fuzzy matching, in any case.
 """
 from __future__ import annotations
 
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from rapidfuzz import fuzz, process
 
-from crslab_c2crs.data.movies import Movie
+from crslab_c2crs.data.movies import Movie, title_key
+from crslab_c2crs.data.tokenize import movie_id
 
 YEAR = re.compile(r"^\(?(1[89]\d\d|20\d\d)\)?$")
+# Zipf 4 = 10 occurrences per million words: "frozen" 4.3, "scary" 4.4, "matrix" 4.1 are everyday words; "shining"
+# 4.0- , "jaws" 3.6, "inception" 3.7, "superbad" 2.2 are not, so "the shining" or "jaws" still link in lower case.
+EVERYDAY_ZIPF = 4.0
+# Words a title keeps in lower case ("Eternal Sunshine of the Spotless Mind"), never the first.
+SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to with".split())
+OPENING_QUOTES = frozenset(["``", '"', "'", "\u2018", "\u201c"])
+CLOSING_QUOTES = frozenset(["''", '"', "'", "\u2019", "\u201d"])
+SENTENCE_END = frozenset([".", "!", "?"])
 
 
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+@lru_cache(maxsize=None)
+def is_everyday_word(word: str) -> bool:
+    """Whether ``word`` (any case) is an everyday English word (Zipf frequency >= :data:`EVERYDAY_ZIPF`)."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") >= EVERYDAY_ZIPF
+
+
+def _title_cased(words: Sequence[str]) -> bool:
+    """Every word capitalised as in a title: the first always, the others unless they are small words."""
+    return all(word[:1].isupper() or (index > 0 and word.lower() in SMALL_WORDS) or not word[:1].isalpha()
+               for index, word in enumerate(words))
 
 
 def _year_after(tokens: Sequence[str], end: int) -> Optional[int]:
@@ -46,8 +72,9 @@ class MovieLinker:
     """Finds ReDial movies in tokenized user messages."""
 
     def __init__(self, movies: Sequence[Movie], threshold: float = 88.0, max_window: int = 8,
-                 min_fuzzy_chars: int = 6):
+                 min_fuzzy_chars: int = 6, everyday_word: Callable[[str], bool] = is_everyday_word):
         self.movies = list(movies)
+        self.everyday_word = everyday_word
         self.by_id: Dict[int, Movie] = {movie.movie_id: movie for movie in self.movies}
         self.threshold = threshold
         self.max_window = max_window
@@ -55,9 +82,9 @@ class MovieLinker:
         # Titles sorted by key length: fuzz.ratio >= threshold bounds the length ratio of the two strings, so
         # a window is compared only with titles of compatible length. The sort is stable, so among equal
         # scores the most-mentioned movie (first in the input) still wins.
-        order = sorted(range(len(self.movies)), key=lambda i: len(normalise(self.movies[i].title)))
+        order = sorted(range(len(self.movies)), key=lambda i: len(title_key(self.movies[i].title)))
         self._sorted_movies = [self.movies[i] for i in order]
-        self._keys = [normalise(movie.title) for movie in self._sorted_movies]
+        self._keys = [title_key(movie.title) for movie in self._sorted_movies]
         self._lengths = [len(key) for key in self._keys]
         self._exact: Dict[str, Movie] = {}
         for movie in self.movies:
@@ -71,7 +98,7 @@ class MovieLinker:
         return bisect.bisect_left(self._lengths, low), bisect.bisect_right(self._lengths, high)
 
     def _window_match(self, text: str, year: Optional[int]) -> Optional[Tuple[Movie, float]]:
-        key = normalise(text)
+        key = title_key(text)
         if not key:
             return None
         if len(key) < self.min_fuzzy_chars:
@@ -90,13 +117,35 @@ class MovieLinker:
                 best = (movie, score)
         return best
 
+    def everyday_title(self, movie: Movie) -> bool:
+        """Whether every word of ``movie``'s title is an everyday word (see the module docstring)."""
+        words = title_key(movie.title).split()
+        return bool(words) and all(self.everyday_word(word) for word in words)
+
+    @staticmethod
+    def marked_as_title(tokens: Sequence[str], start: int, end: int, movie: Movie) -> bool:
+        """Whether tokens [start, end) are written as a title: followed by the movie's year, quoted, or
+        capitalised as a title (at the start of a sentence only when they are the whole sentence)."""
+        year = _year_after(tokens, end)
+        if year is not None and year == movie.year:
+            return True
+        before = tokens[start - 1] if start > 0 else None
+        after = tokens[end] if end < len(tokens) else None
+        if before in OPENING_QUOTES and after in CLOSING_QUOTES:
+            return True
+        if not _title_cased(tokens[start:end]):
+            return False
+        opens_sentence = before is None or before in SENTENCE_END
+        closes_sentence = after is None or after in SENTENCE_END or year is not None
+        return not opens_sentence or closes_sentence
+
     def link(self, tokens: Sequence[str]) -> List[TitleMatch]:
         """All non-overlapping movie mentions in ``tokens``: ``@id`` tokens and written titles."""
         matches: List[TitleMatch] = []
         taken = [False] * len(tokens)
         for i, token in enumerate(tokens):
-            if token.startswith("@") and token[1:].isdigit() and int(token[1:]) in self.by_id:
-                matches.append(TitleMatch(i, i + 1, self.by_id[int(token[1:])], 100.0))
+            if movie_id(token) in self.by_id:
+                matches.append(TitleMatch(i, i + 1, self.by_id[movie_id(token)], 100.0))
                 taken[i] = True
         found: List[TitleMatch] = []
         seen: Dict[Tuple[str, Optional[int]], Optional[Tuple[Movie, float]]] = {}
@@ -110,7 +159,7 @@ class MovieLinker:
                 if (text, year) not in seen:
                     seen[(text, year)] = self._window_match(text, year)
                 hit = seen[(text, year)]
-                if hit:
+                if hit and (not self.everyday_title(hit[0]) or self.marked_as_title(tokens, start, end, hit[0])):
                     found.append(TitleMatch(start, end, hit[0], hit[1] + 0.01 * (end - start)))
         for match in sorted(found, key=lambda m: (-m.score, m.start)):
             if not any(taken[match.start:match.end]):

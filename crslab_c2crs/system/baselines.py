@@ -9,7 +9,7 @@ import importlib
 import torch
 from loguru import logger
 
-from crslab_c2crs.checkpoints import load_into, load_state, save_state
+from crslab_c2crs.checkpoints import check_free_space, check_stored, load_into, load_state, save_state
 from crslab_c2crs.config import register_config_keys
 from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
@@ -19,7 +19,12 @@ _stock_kbrd = importlib.import_module("crslab.system.kbrd").KBRDSystem
 
 
 class _ItemScoreEvaluation:
-    """``rec_evaluate`` of CRSLab's KGSF and KBRD systems, handing the evaluator every item's score."""
+    """``rec_evaluate`` of CRSLab's KGSF and KBRD systems, handing the evaluator every item's score; ``step`` notes
+    the stage, which a non-finite training loss is reported with (:mod:`crslab_c2crs.compat`)."""
+
+    def step(self, batch, stage: str, mode: str):
+        self.training_stage = stage
+        return super().step(batch, stage, mode)
 
     def rec_evaluate(self, rec_predict: torch.Tensor, item_label: torch.Tensor) -> None:
         """Score ``rec_predict`` ``(batch, n_entity)`` on the items against target entity ids ``item_label``
@@ -50,9 +55,12 @@ class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
         path = checkpoint_dir(self.opt) / "pretrain.pth"
         if path.is_file():
             remedy = "delete it to pre-train again, or point checkpoint_dir at another run"
-            load_into(self.model, load_state(path, self.device, remedy), "model_state_dict", path, remedy)
+            state = load_state(path, self.device, remedy)
+            check_stored(state, path, "pretrain", self.model, remedy)
+            load_into(self.model, state, "model_state_dict", path, remedy)
             logger.info(f"[KGSF pre-training restored from {path}]")
             return
+        check_free_space(path.parent, self.model, "KGSF's pre-training")
         super().pretrain()
         save_state({"model_state_dict": self.model.state_dict(), "stage": "pretrain"}, path)
         logger.info(f"[Saved the KGSF pre-training to {path}]")

@@ -30,7 +30,14 @@ from crslab.evaluator.metrics.base import AverageMetric
 from crslab.evaluator.metrics.gen import PPLMetric
 from crslab.system.base import BaseSystem
 from crslab.system.utils.functions import ind2txt
-from crslab_c2crs.checkpoints import load_into, load_state, save_state, with_model_config
+from crslab_c2crs.checkpoints import (
+    check_free_space,
+    check_stored,
+    load_into,
+    load_state,
+    save_state,
+    with_model_config,
+)
 from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.paths import checkpoint_dir
@@ -75,7 +82,9 @@ class C2CRSSystem(BaseSystem):
         remedy = (f"start_stage={self.start_stage} needs the checkpoint of the {stage} stage. Run the earlier stages "
                   f"first (they save it), or set checkpoint_dir to the folder under {crslab.config.SAVE_PATH} that "
                   f"holds it")
-        load_into(self.model, load_state(path, self.device, remedy), "model_state_dict", path, remedy)
+        state = load_state(path, self.device, remedy)
+        check_stored(state, path, stage, self.model, remedy)
+        load_into(self.model, state, "model_state_dict", path, remedy)
         logger.info(f"[Restored the {stage} checkpoint from {path}]")
 
     # ------------------------------------------------------------------ steps
@@ -83,6 +92,7 @@ class C2CRSSystem(BaseSystem):
         return {key: value.to(self.device) for key, value in batch.items()}
 
     def step(self, batch: Dict[str, torch.Tensor], stage: str, mode: str) -> None:
+        self.training_stage = stage  # named by backward when the loss stops being finite
         batch = self._to_device(batch)
         if stage in ("coarse", "fine"):
             loss, parts = self.model.pretrain(batch, stage)
@@ -170,6 +180,7 @@ class C2CRSSystem(BaseSystem):
     def run_stage(self, stage: str) -> None:
         # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
         seed_everything(self.opt.get("seed", 42) + STAGES.index(stage), self.opt.get("num_threads"))
+        check_free_space(self.checkpoint_dir, self.model, f"the {stage} stage")
         stage_opt = self._stage_opt(stage)
         if stage == "conv":
             # As the reference: the pre-trained KG and history encoders are kept fixed while the decoder learns.

@@ -81,6 +81,17 @@ def test_a_running_build_in_the_same_root_is_reported(tiny_raw_dir, tmp_path, co
             other.kill()
 
 
+def test_a_second_build_into_one_root_is_refused_at_once(tiny_raw_dir, tmp_path, conversion_must_not_start,
+                                                        capsys):
+    from crslab_c2crs.data.builder.output import build_lock
+
+    with build_lock(tmp_path):  # the first build, still running
+        code = main(["build", "redial", "--raw", str(tiny_raw_dir), "--data-root", str(tmp_path)])
+    assert code == 2
+    assert f"another build is running into {tmp_path}" in capsys.readouterr().err
+    assert not redial_dir(tmp_path).exists()
+
+
 def test_the_build_hint_for_a_missing_copy_mask_is_a_command_that_works(tiny_raw_dir, tmp_path, monkeypatch,
                                                                         capsys):
     root = tmp_path / "root"

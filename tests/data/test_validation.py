@@ -106,7 +106,13 @@ CORRUPTIONS = {
                                            lambda rec: rec.pop("rating")),
                       r"aclimdb_redial_reviews\.jsonl, line 2: a review needs"),
     "pickle with a class": (lambda r: (r / "reviews" / "revcore_movie2tokenreview_helpful.pkl").write_bytes(
-        pickle.dumps({"1": Evil()})), r"refusing to unpickle .*Evil"),
+        pickle.dumps({"1": Evil()})), r"revcore_movie2tokenreview_helpful\.pkl: refusing to unpickle .*Evil"),
+    "random bytes as a .npy file": (lambda r: (r / "kgsf" / "mask4key.npy").write_bytes(bytes(range(256)) * 4),
+                                    r"mask4key\.npy: not a valid \.npy file"),
+    "pickled objects in a .npy file": (lambda r: np.save(r / "kgsf" / "mask4key.npy",
+                                                         np.array([{"a": 1}], dtype=object), allow_pickle=True),
+                                       r"mask4key\.npy: not a valid \.npy array of numbers \(damaged, or an array "
+                                       r"of Python objects, which is never loaded\)"),
     "non-UTF-8 byte in a JSONL file": (lambda r: _insert_bad_byte(r / "raw" / "valid_data.jsonl", 3),
                                        r"valid_data\.jsonl, line 3: not UTF-8 text \(byte 0xff\)"),
     "non-UTF-8 byte in a JSON file": (lambda r: _insert_bad_byte(r / "crslab_nltk" / "entity2id.json", 1),
@@ -152,6 +158,7 @@ def test_corrupted_input_stops_the_build(name, tiny_raw_dir, tmp_path):
     with pytest.raises(DataBuildError, match=message) as err:
         build_redial(raw, tmp_path / "root")
     assert "\n" not in str(err.value) and len(str(err.value)) < 400  # one line, not a dump of the input
+    assert "allow_pickle" not in str(err.value) and "pickle.load" not in str(err.value)
     assert not redial_dir(tmp_path / "root").exists()
     assert not redial_kgsf_dir(tmp_path / "root").exists()
 

@@ -72,3 +72,30 @@ def test_an_unknown_movie_id_gets_a_note(kbrd_chat):
     assert code == 0
     assert "(No movie has this id, read as an unknown word: @999999999.)" in out
     assert "Linked: Forrest Gump (1993)" in out
+
+
+def test_control_characters_are_echoed_as_escapes(kbrd_chat):
+    code, out = kbrd_chat(b"I like \x1b[31mForrest Gump\x1b[0m\x07 and \xe2\x80\xae this\n")
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "You: I like \\x1b[31mForrest Gump\\x1b[0m\\x07 and \\u202e this" in out
+
+
+def test_a_lone_at_sign_with_a_non_ascii_digit_keeps_the_chat(kbrd_chat):
+    code, out = kbrd_chat("I liked @\u00b2\nand Forrest Gump\n".encode())
+    assert code == 0
+    assert len(re.findall(r"^System: ", out, flags=re.M)) == 2
+
+
+def test_a_movie_listed_under_two_ids_is_not_recommended_back():
+    from crslab_c2crs.data.movies import Movie
+    from crslab_c2crs.interactive.chat import Chat
+
+    with_year, without = Movie(1, 10, "Scary Movie", 2000), Movie(2, 20, "Scary Movie", None)
+    remake, other = Movie(3, 30, "It", 1990), Movie(4, 40, "It", 2017)
+    chat = Chat.__new__(Chat)  # only the movie tables and the session's context are needed
+    chat.by_entity = {m.entity_id: m for m in (with_year, without, remake, other)}
+    chat.by_title = {"scary movie": [with_year, without], "it": [remake, other]}
+    chat.session = type("Session", (), {"context_items": lambda self: [10, 30]})()
+    assert chat.said_movies() == {10, 20, 30}  # not the other "It": both years are known and differ
+    assert with_year.same_movie(without) and not remake.same_movie(other)

@@ -196,3 +196,11 @@ def test_a_checkpoint_without_the_item_bias_loads_as_a_zero_bias():
         model.recommender.bias.fill_(3.0)
     model.load_state_dict(old)
     assert torch.equal(model.recommender.bias.detach(), torch.zeros(len(tiny.ITEMS)))
+
+
+def test_an_untrained_bias_loads_into_a_bias_free_recommender_and_a_trained_one_does_not():
+    pretrained = tiny.model().state_dict()  # a pre-training checkpoint: the bias is still zero
+    tiny.model(rec_bias=False).load_state_dict(pretrained)
+    pretrained["recommender.bias"] = torch.ones(len(tiny.ITEMS))
+    with pytest.raises(RuntimeError, match="recommender.bias"):
+        tiny.model(rec_bias=False).load_state_dict(pretrained)

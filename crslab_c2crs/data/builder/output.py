@@ -4,23 +4,28 @@ A target therefore never holds a half-written build with a ``.built`` marker. No
 deleted: an existing target is refused unless ``force``; with ``force`` it is moved aside, to
 ``<name>.old-<timestamp>`` if this builder made it (our manifest), else to ``<name>.bak-<timestamp>`` (a user may
 have added files to either). The temporary folder ``.<name>.tmp-<pid>-<timestamp>`` of a build that was killed
-is removed by the next build, once its process is gone.
+is removed by the next build, once its process is gone. Two builds into one data root at once are refused up
+front (:func:`build_lock`).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
+from filelock import FileLock, Timeout
 from loguru import logger
 
+from crslab_c2crs.atomic import process_alive
 from crslab_c2crs.data.builder.errors import DataBuildError
 from crslab_c2crs.data.layout import MANIFEST_FILE
 
 BUILDER_ID = "crslab_c2crs.data.builder"
+LOCK_FILE = ".build.lock"
 
 
 def is_ours(folder: Path) -> bool:
@@ -48,14 +53,26 @@ def _temporary_prefix(target: Path) -> str:
     return f".{target.name}.tmp-"
 
 
-def _alive(pid: int) -> bool:
+@contextlib.contextmanager
+def build_lock(data_root: Path) -> Iterator[None]:
+    """Hold ``<data_root>/.build.lock`` while a build runs; a second build into the same root fails at once
+    instead of converting everything and then finding the first build's output.
+
+    Raises:
+        DataBuildError: another build holds the lock.
+    """
+    data_root = Path(data_root)
+    data_root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_root / LOCK_FILE))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DataBuildError(f"another build is running into {data_root} (it holds {lock.lock_file}); wait for it "
+                             f"to finish") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def clear_stale_temporaries(target: Path) -> None:
@@ -72,7 +89,7 @@ def clear_stale_temporaries(target: Path) -> None:
         if not pid_text.isdigit() or not folder.is_dir():
             continue
         pid = int(pid_text)
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and process_alive(pid):
             raise DataBuildError(f"another build (process {pid}) is writing {target} in {folder}; wait for it to "
                                  f"finish, or remove {folder} if no build is running")
         shutil.rmtree(folder)

@@ -251,6 +251,9 @@ def read_movie_meta(path: Path) -> Dict[str, Dict[str, Any]]:
                              f"character at char {stray}): {err.msg}") from None
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 class _BuiltinsOnlyUnpickler(pickle.Unpickler):
     """Unpickler that refuses every global: the RevCore files hold only dicts, lists and strings."""
 
@@ -263,6 +266,8 @@ def read_builtin_pickle(path: Path) -> Any:
     data = _read_bytes(path)
     try:
         return _BuiltinsOnlyUnpickler(io.BytesIO(data)).load()
+    except DataBuildError as err:  # a global was refused: name the file it came from
+        raise DataBuildError(f"{path}: {err}; the file is not the expected RevCore data") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as err:
         raise DataBuildError(f"{path}: not a readable pickle: {err or type(err).__name__}") from None
 
@@ -270,10 +275,15 @@ def read_builtin_pickle(path: Path) -> Any:
 def read_mask(path: Path) -> np.ndarray:
     """Load a 1-D ``.npy`` copy mask."""
     data = _read_bytes(path)
+    if not data.startswith(NPY_MAGIC):
+        raise DataBuildError(f"{path}: not a valid .npy file (it does not start with the NumPy header); replace it "
+                             f"with the copy mask of the raw data")
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise DataBuildError(f"{path}: not a plain .npy array: {err or type(err).__name__}") from None
+    except (ValueError, EOFError, OSError):
+        # numpy's own message advises loading pickled data, which would run whatever the file holds
+        raise DataBuildError(f"{path}: not a valid .npy array of numbers (damaged, or an array of Python objects, "
+                             f"which is never loaded); replace it with the copy mask of the raw data") from None
     if array.ndim != 1 or array.size == 0:
         raise DataBuildError(f"{path}: expected a non-empty 1-D mask, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:

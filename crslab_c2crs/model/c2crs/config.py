@@ -49,6 +49,11 @@ CONV_SELECTIONS = ("gen_loss", "f1") + tuple(f"{name}@{n}" for name in ("bleu", 
 # Stage keys only the conv stage reads.
 CONV_STAGE_KEYS = ("decode_valid", "select_on")
 
+# The fields that define the function a checkpoint computes beyond its tensor shapes: a checkpoint is refused by a
+# run that sets one of them otherwise (dropout, temperature, decoding settings and rec_bias may differ; a zero bias
+# and none score alike, and the shapes of everything else are checked by load_state_dict).
+FUNCTION_FIELDS = ("kg_activation", "kg_aggregation", "head_norm", "embeddings_scale", "learn_positional_embeddings",
+                   "use_history", "use_kg", "use_review")
 KG_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 KG_AGGREGATIONS = ("mean", "sum")
 HEAD_NORMS = ("batch", "none")
@@ -256,6 +261,16 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
 def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
     """C2-CRS's own keys: start stage, ablation, frozen encoders, and the model options (typed by C2CRSConfig,
     built here with placeholder vocabulary sizes, as the data is not loaded yet)."""
+    from crslab_c2crs.data.dataset import C2CRSFieldsMixin
+    from crslab_c2crs.registry import crslab_table
+
+    # CRSLab's own ReDial samples lack the mention spans and review sentences: the run would fail after loading
+    readable = sorted(name for name, cls in crslab_table("dataset").items()
+                      if isinstance(cls, type) and issubclass(cls, C2CRSFieldsMixin))
+    if opt.get("dataset") not in readable:
+        raise ConfigError(f"dataset: C2-CRS reads the datasets with mention spans and review sentences "
+                          f"({', '.join(readable)}), not {opt.get('dataset')!r}; correct it in {source} or with "
+                          f"--set dataset={readable[0]}")
     if (opt.get("start_stage") or STAGES[0]) not in START_STAGES:
         raise choice_error("start_stage (--stage)", opt["start_stage"], START_STAGES, "stage", source)
     end_stage = opt.get("end_stage") or STAGES[-1]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from crslab.model.base import BaseModel
-from crslab_c2crs.model.c2crs.config import FREEZABLE, C2CRSConfig
+from crslab_c2crs.model.c2crs.config import FREEZABLE, FUNCTION_FIELDS, C2CRSConfig
 from crslab_c2crs.model.c2crs.contrastive import (
     ContrastiveHeads,
     FineUnits,
@@ -91,6 +91,9 @@ class C2CRSModel(BaseModel):
             it every α is 1), ``copy_mask`` (bool per token id; without it every token is copyable) and
             ``embedding`` (pretrained word vectors).
     """
+
+    # a checkpoint whose config differs from the run's in these fields is refused (crslab_c2crs.checkpoints)
+    checked_config_fields = FUNCTION_FIELDS
 
     def __init__(
         self, opt: Mapping[str, Any], device: torch.device, vocab: Mapping[str, Any], side_data: Mapping[str, Any]

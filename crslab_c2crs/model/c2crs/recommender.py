@@ -40,10 +40,14 @@ class Recommender(nn.Module):
         self.bias = nn.Parameter(torch.zeros(items.numel())) if bias else None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # Checkpoints written before the bias existed hold none: their scores are those of a zero bias, so they
-        # load as exactly the model they were (a pre-trained checkpoint never trains the bias anyway).
-        if self.bias is not None and prefix + "bias" not in state_dict:
-            state_dict[prefix + "bias"] = torch.zeros_like(self.bias)
+        # A zero bias and no bias score alike: checkpoints written before the bias existed load as a zero bias, and
+        # an untrained (zero) bias, as every pre-training checkpoint holds, loads into a bias-free recommender.
+        # A trained bias does not fit a bias-free recommender and is reported as an unexpected key.
+        key = prefix + "bias"
+        if self.bias is not None and key not in state_dict:
+            state_dict[key] = torch.zeros_like(self.bias)
+        elif self.bias is None and key in state_dict and not bool(state_dict[key].any()):
+            del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
