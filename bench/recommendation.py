@@ -182,7 +182,31 @@ def load_runs(protocol: str) -> Dict[str, List[Dict[str, Any]]]:
     return {name: sorted(results, key=lambda result: result["seed"]) for name, results in runs.items()}
 
 
-def summarise(protocol: str) -> List[Dict[str, Any]]:
+def entityless_targets(data_root: str) -> Dict[str, List[str]]:
+    """Per protocol, the keys (``conv_id/turn/target index``) of the test targets whose context holds no entity:
+    the samples a recommender without an item bias cannot rank (every score is 0)."""
+    import importlib
+
+    from crslab_c2crs import compat
+    from crslab_c2crs.data.layout import redial_dir
+    from crslab_c2crs.data.targets import is_target_turn
+    from crslab_c2crs.predictions import sample_turns
+
+    compat.relocate(Path(data_root))
+    dataset = importlib.import_module("crslab.data.dataset.redial.redial").ReDialDataset({}, "nltk")
+    conversations = json.loads((redial_dir(Path(data_root)) / "test_data.json").read_text(encoding="utf-8"))
+    located = sample_turns(conversations, dataset.test_data)
+    keys: Dict[str, List[str]] = {protocol: [] for protocol in PROTOCOLS}
+    for (conv_id, turns), sample in zip(located, dataset.test_data):
+        if sample["context_entities"]:
+            continue
+        for protocol in PROTOCOLS:
+            if is_target_turn(sample, protocol):
+                keys[protocol] += [f"{conv_id}/{len(turns) - 1}/{index}" for index in range(len(sample["items"]))]
+    return keys
+
+
+def summarise(protocol: str, entityless: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """Per recorded name of ``protocol``: seeds, commits, mean and std of every table metric and of the validation
     Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50. A shortcut baseline is
     deterministic: its one run stands for every seed."""
@@ -200,6 +224,12 @@ def summarise(protocol: str) -> List[Dict[str, Any]]:
                                "mean": {}, "std": {}, "tests": {}}
         for _, key in TABLE:
             row["mean"][key], row["std"][key] = mean_std([r["test"][key] for r in results])
+        if entityless is not None:
+            subset = [key for key in entityless if key in results[0]["ranks"]]
+            row["n_entityless"] = len(subset)
+            row["mean"]["entityless_hit@10"], row["std"]["entityless_hit@10"] = mean_std(
+                [sum(r["ranks"][key] is not None and r["ranks"][key] < 10 for key in subset) / max(len(subset), 1)
+                 for r in results])
         valid = [r["valid_recall_at_10"] for r in results if r.get("valid_recall_at_10") is not None]
         if valid:
             row["mean"]["valid_hit@10"], row["std"]["valid_hit@10"] = mean_std(valid)
@@ -223,8 +253,8 @@ def _p(row: Dict[str, Any], key: str) -> str:
     test = row["tests"].get(key)
     if test is None:
         return ""
-    return f"{test['difference']:+.4f} (p {test['p_value']:.3g})" if test["p_value"] >= 1e-4 else \
-        f"{test['difference']:+.4f} (p < 1e-4)"
+    # with 10,000 resamples the smallest two-sided p-value is 2 / 10,001: "p 0.0002" means "at most"
+    return f"{test['difference']:+.4f} (p {test['p_value']:.2g})"
 
 
 def markdown(report: Dict[str, Any]) -> str:
@@ -241,22 +271,26 @@ def markdown(report: Dict[str, Any]) -> str:
                  "all": "Authors' protocol: targets are the movies of every turn that mentions one (Seeker turns "
                         "too)"}[protocol]
         lines += [f"## {title} (`rec_targets={protocol}`)", "",
-                  f"{rows[0]['n_targets']} test targets.", "",
+                  f"{rows[0]['n_targets']} test targets"
+                  + (f", {rows[0]['n_entityless']} of them with no entity in their context" if "n_entityless" in rows[0]
+                     else "") + ".", "",
                   "| model | seeds | " + " | ".join(label for label, _ in TABLE)
-                  + " | valid R@10 | Δ R@10 (p) | Δ R@50 (p) | commits |",
-                  "|---" * (len(TABLE) + 6) + "|"]
+                  + " | R@10, no context entity | valid R@10 | Δ R@10 (p) | Δ R@50 (p) | commits |",
+                  "|---" * (len(TABLE) + 7) + "|"]
         for row in rows:
             seeds = "-" if row["deterministic"] else f"{len(row['seeds'])}"
             if row.get("pretrain_seed") is not None:
                 seeds += f" (pre-training seed {row['pretrain_seed']})"
-            lines.append(f"| {row['name']} | {seeds} | " + " | ".join(_cell(row, key) for _, key in TABLE)
-                         + f" | {_cell(row, 'valid_hit@10')} | {_p(row, 'hit@10')} | {_p(row, 'hit@50')} | "
-                         + ", ".join(f"`{commit[:7]}`" for commit in row["commits"]) + " |")
+            cells = [_cell(row, key) for _, key in TABLE] + [_cell(row, "entityless_hit@10"),
+                                                            _cell(row, "valid_hit@10"), _p(row, "hit@10"),
+                                                            _p(row, "hit@50")]
+            commits = ", ".join(f"`{commit[:7]}`" for commit in row["commits"])
+            lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + f" | {commits} |")
         published = PAPER if protocol == "all" else KOSTRIC_BALOG
         source = ("C2-CRS paper, Table 1 (its KGSF and KBRD rows are the KGSF paper's, Recommender turns only)"
                   if protocol == "all" else "Kostric & Balog, SIGIR 2026, standardized re-runs, each model's own split")
         for model, (r1, r10, r50) in published.items():
-            lines.append(f"| {model} ({source}) | | {r1:.3f} | {r10:.3f} | {r50:.3f} |" + " |" * (len(TABLE) + 1))
+            lines.append(f"| {model} ({source}) | | {r1:.3f} | {r10:.3f} | {r50:.3f} |" + " |" * (len(TABLE) + 2))
         lines.append("")
     return "\n".join(lines)
 
@@ -285,9 +319,12 @@ def plot(report: Dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def report() -> Dict[str, Any]:
-    """Summarise every protocol's records into ``redial-rec.{json,md,png}``."""
-    result = {"git_commit": git_commit(), "protocols": {protocol: summarise(protocol) for protocol in PROTOCOLS}}
+def report(data_root: Optional[str] = None) -> Dict[str, Any]:
+    """Summarise every protocol's records into ``redial-rec.{json,md,png}``; with the built data at ``data_root``,
+    also Recall@10 on the targets whose context holds no entity."""
+    entityless = entityless_targets(data_root) if data_root else {}
+    result = {"git_commit": git_commit(),
+              "protocols": {protocol: summarise(protocol, entityless.get(protocol)) for protocol in PROTOCOLS}}
     write_report(STEM, result, markdown(result))
     plot(result, STEM.with_suffix(".png"))
     return result
@@ -303,10 +340,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--pretrain-seed", type=int, default=42, help="pre-training seed of C2-CRS and KGSF")
     run.add_argument("--variant", choices=sorted(VARIANTS), default=None, help="a C2-CRS setting to compare")
     run.add_argument("--data-root", default=str(ROOT / "data"))
-    sub.add_parser("report", help="tabulate and plot every recorded run")
+    tabulate = sub.add_parser("report", help="tabulate and plot every recorded run")
+    tabulate.add_argument("--data-root", default=None,
+                          help="the built data: adds Recall@10 on the targets whose context holds no entity")
     args = parser.parse_args(argv)
     if args.command == "report":
-        report()
+        if args.data_root:
+            require_built_data(tabulate, args.data_root)
+        report(args.data_root)
         return 0
     models = [model for model in args.models.split(",") if model]
     unknown = sorted(set(models) - set(CONFIGS))

@@ -22,8 +22,9 @@ from typing import Any, Callable, Dict, Iterator, List
 import numpy as np
 import torch
 
+from crslab_c2crs.data.layout import build_hint
 from crslab_c2crs.errors import MissingDataError
-from crslab_c2crs.paths import ENV_VAR, build_hint, crslab_paths
+from crslab_c2crs.paths import ENV_VAR, crslab_paths
 
 _APPLIED: List[str] = []
 

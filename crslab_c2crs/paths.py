@@ -99,26 +99,3 @@ def check_output_file(path: Path, flag: str) -> None:
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; give a file path, e.g. {flag} {path / 'results.json'}")
     check_writable_dir(path.parent, f"{flag} {path}", f"give {flag} a file in a writable folder")
-
-
-def build_hint(dpath: str) -> str:
-    """Tell the user which command builds the resource expected at ``dpath``."""
-    path = Path(dpath)
-    anchor = next((p for p in path.parents if p.name in ("dataset", "model")), None)
-    if anchor is not None and ("tgredial" in path.parts or "TGReDial" in path.parts):
-        # TG-ReDial's dialogs and graphs are CRSLab's own release; the plugin only builds side files from them
-        return (f"Put CRSLab's TG-ReDial files in {anchor.parent / 'dataset' / 'tgredial' / 'pkuseg'}, then build "
-                f"the plugin's side files (movie table, review corpus, stand-in KGSF copy mask) with: python -m "
-                f"crslab_c2crs.data build tgredial --data-root {anchor.parent} --reviews REVIEWS.jsonl")
-    if anchor is not None and ("redial" in path.parts or "kgsf" in path.parts):
-        from crslab_c2crs.data.layout import redial_dir, redial_kgsf_dir
-
-        root = anchor.parent
-        # The builder writes both folders and refuses existing ones without --force (which moves them aside).
-        partial = [folder for folder in (redial_dir(root), redial_kgsf_dir(root)) if folder.exists()]
-        force = (f" --force (this moves the existing {', '.join(map(str, partial))} aside, nothing is deleted)"
-                 if partial else "")
-        return (f"Build it offline from raw ReDial with: python -m crslab_c2crs.data build redial "
-                f"--raw {DEFAULT_RAW} --data-root {root}{force}")
-    return ("This plugin only builds ReDial (python -m crslab_c2crs.data build redial); place the resource "
-            f"there yourself, or point --data-root / ${ENV_VAR} at a data root that has it.")

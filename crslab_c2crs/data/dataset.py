@@ -36,10 +36,9 @@ import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
-from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, SPLITS, mentions_file, redial_kgsf_dir
+from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, SPLITS, build_hint, mentions_file, redial_kgsf_dir
 from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.errors import MissingDataError
-from crslab_c2crs.paths import build_hint
 from crslab_c2crs.registry import register_dataset
 
 # CRSLab's package __init__ star-imports shadow submodules, so the module is fetched by name.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crslab_c2crs.paths import DEFAULT_RAW, ENV_VAR
+
 SPLITS = ("train", "valid", "test")
 
 # Side files beside CRSLab's dataset files
@@ -45,3 +47,24 @@ def tgredial_dir(data_root: Path, tokenize: str = "pkuseg") -> Path:
 def tgredial_kgsf_dir(data_root: Path) -> Path:
     """Where CRSLab's KGSF keeps its TG-ReDial copy mask (resource version 0.2)."""
     return Path(data_root) / "model" / "kgsf" / "TGReDial"
+
+
+def build_hint(dpath: str) -> str:
+    """Tell the user which command builds the resource expected at ``dpath``."""
+    path = Path(dpath)
+    anchor = next((p for p in path.parents if p.name in ("dataset", "model")), None)
+    if anchor is not None and ("tgredial" in path.parts or "TGReDial" in path.parts):
+        # TG-ReDial's dialogs and graphs are CRSLab's own release; the plugin only builds side files from them
+        return (f"Put CRSLab's TG-ReDial files in {anchor.parent / 'dataset' / 'tgredial' / 'pkuseg'}, then build "
+                f"the plugin's side files (movie table, review corpus, stand-in KGSF copy mask) with: python -m "
+                f"crslab_c2crs.data build tgredial --data-root {anchor.parent} --reviews REVIEWS.jsonl")
+    if anchor is not None and ("redial" in path.parts or "kgsf" in path.parts):
+        root = anchor.parent
+        # The builder writes both folders and refuses existing ones without --force (which moves them aside).
+        partial = [folder for folder in (redial_dir(root), redial_kgsf_dir(root)) if folder.exists()]
+        force = (f" --force (this moves the existing {', '.join(map(str, partial))} aside, nothing is deleted)"
+                 if partial else "")
+        return (f"Build it offline from raw ReDial with: python -m crslab_c2crs.data build redial "
+                f"--raw {DEFAULT_RAW} --data-root {root}{force}")
+    return ("This plugin only builds ReDial (python -m crslab_c2crs.data build redial); place the resource "
+            f"there yourself, or point --data-root / ${ENV_VAR} at a data root that has it.")

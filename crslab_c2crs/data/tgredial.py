@@ -27,9 +27,8 @@ import numpy as np
 from loguru import logger
 
 from crslab_c2crs.data.dataset import C2CRSFieldsMixin, Mention, response_word_counts
-from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, tgredial_dir, tgredial_kgsf_dir
+from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, build_hint, tgredial_dir, tgredial_kgsf_dir
 from crslab_c2crs.errors import MissingDataError
-from crslab_c2crs.paths import build_hint
 from crslab_c2crs.registry import register_dataset
 
 # CRSLab's package __init__ star-imports shadow submodules, so the module is fetched by name.

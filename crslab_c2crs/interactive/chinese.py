@@ -23,13 +23,12 @@ from rapidfuzz import fuzz, process
 
 import crslab.config
 from crslab_c2crs.data.jieba_tokenize import ChineseTokenizer
-from crslab_c2crs.data.layout import TGREDIAL_MOVIES_FILE, tgredial_dir
+from crslab_c2crs.data.layout import TGREDIAL_MOVIES_FILE, build_hint, tgredial_dir
 from crslab_c2crs.data.movies import Movie
 from crslab_c2crs.data.tgredial import surface_key, title_spans
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.interactive.linker import TitleMatch
 from crslab_c2crs.interactive.session import ChatSession
-from crslab_c2crs.paths import build_hint
 
 # Entity names worth linking: two characters or more, with a Chinese character or a Latin letter.
 _NAME = re.compile(r"[\u4e00-\u9fffA-Za-z]")

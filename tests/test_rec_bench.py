@@ -1,0 +1,57 @@
+"""bench.recommendation on hand-made records: ranks read from a dump, the tested validation state, mean and std over
+seeds, the paired tests against C2-CRS, the deterministic shortcut rows and the markdown table."""
+import json
+
+import pytest
+
+import bench.recommendation as rec
+
+
+def record(name, model, seed, ranks, hit10, valid=None):
+    history = [{"mode": "val", "epoch": e, "metrics": {"hit@1": h1, "hit@10": h10, "hit@50": h50}}
+               for e, (h1, h10, h50) in enumerate(valid or [])]
+    test = {key: hit10 for _, key in rec.TABLE}
+    return {"name": name, "model": model, "seed": seed, "ranks": ranks, "test": test, "history": history,
+            "git_commit": "abc1234", "pretrain_seed": 42 if model == "C2CRS" else None,
+            "valid_recall_at_10": hit10}
+
+
+def test_target_ranks_come_from_the_dump(tmp_path):
+    dump = tmp_path / "dump.jsonl"
+    lines = [{"conv_id": "7", "turn": 1, "targets": [{"rank": 3, "in_context": False},
+                                                      {"rank": None, "in_context": True}]},
+             {"conv_id": "7", "turn": 3, "targets": [{"rank": None, "in_context": None}]}]  # not scored
+    dump.write_text("\n".join(json.dumps(line) for line in lines))
+    assert rec.target_ranks(dump) == {"7/1/0": 3, "7/1/1": None}
+
+
+def test_the_validation_recall_of_the_tested_state():
+    curve = [(0.01, 0.10, 0.30), (0.03, 0.12, 0.35), (0.02, 0.14, 0.31)]
+    c2crs = record("C2CRS", "C2CRS", 1, {}, 0.0, curve)
+    kbrd = record("KBRD", "KBRD", 1, {}, 0.0, curve)
+    assert rec.tested_validation(c2crs) == 0.12  # the best epoch on R@1 + R@50 is restored
+    assert rec.tested_validation(kbrd) == 0.14   # CRSLab's systems keep the last epoch
+
+
+def test_summary_over_seeds_with_paired_tests(tmp_path, monkeypatch):
+    monkeypatch.setattr(rec, "RECORDS", tmp_path)
+    folder = tmp_path / "recommender"
+    folder.mkdir()
+    keys = [f"c/{t}/0" for t in range(40)]
+    strong = {key: 0 for key in keys[:30]} | {key: None for key in keys[30:]}   # 30 of 40 hit
+    weak = {key: 0 for key in keys[:5]} | {key: None for key in keys[5:]}       # 5 of 40 hit
+    for seed, hit10 in ((42, 0.74), (43, 0.76)):
+        json.dump(record("C2CRS", "C2CRS", seed, strong, hit10), open(folder / f"C2CRS-seed{seed}.json", "w"))
+    json.dump(record("Popularity", "Popularity", 42, weak, 0.125), open(folder / "Popularity-seed42.json", "w"))
+    rows = {row["name"]: row for row in rec.summarise("recommender", entityless=keys[:4] + keys[35:])}
+    c2crs, popularity = rows["C2CRS"], rows["Popularity"]
+    assert c2crs["seeds"] == [42, 43] and c2crs["mean"]["hit@10"] == pytest.approx(0.75)
+    assert c2crs["std"]["hit@10"] == pytest.approx(0.0141421, abs=1e-6)
+    assert c2crs["n_entityless"] == 9 and c2crs["mean"]["entityless_hit@10"] == pytest.approx(4 / 9)
+    assert popularity["deterministic"] and popularity["std"]["hit@10"] == 0.0
+    test = popularity["tests"]["hit@10"]
+    assert test["difference"] == pytest.approx(0.625) and test["p_value"] < 1e-3 and test["n"] == 40
+    assert not c2crs["tests"]
+    table = rec.markdown({"git_commit": "abc", "protocols": {"recommender": list(rows.values()), "all": []}})
+    assert "| C2CRS | 2 (pre-training seed 42) | " in table and "| Popularity | - | 0.1250 |" in table
+    assert "+0.6250 (p 0.0002)" in table and "Kostric & Balog" in table and "Authors' protocol" not in table
