@@ -1,6 +1,7 @@
 """C2-CRS through run_crslab.py on the tiny dataset: all four stages, checkpoints and resuming, seeds,
 ablations."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,17 @@ def test_end_stage_stops_after_pretraining_then_after_rec(tiny_root, tmp_path, m
     (rec_test,) = reports_in_test(result)
     assert "hit@10" in rec_test and "bleu@1" not in rec_test
     assert sorted(path.name for path in folder.glob("*.pth")) == ["coarse.pth", "fine.pth", "rec.pth"]
+
+
+def test_pretraining_validation_reports_each_term_beside_its_id_floor_and_chance(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, result = run_c2crs(tiny_root, tmp_path, "floors", ["end_stage=fine"])
+    assert code == 0
+    valid = [entry["metrics"] for entry in result["history"] if entry["mode"] == "val"]
+    coarse, fine = valid[0], valid[-1]
+    for metrics, level_terms in ((coarse, ["coarse"]), (fine, ["coarse", "fine"])):
+        for level in level_terms:
+            for pair in ("history-kg", "history-review", "kg-review"):
+                term = f"{level}/{pair}"
+                assert {term, f"floor/{term}", f"chance/{term}"} <= set(metrics), term
+                assert all(math.isfinite(metrics[key]) for key in (f"floor/{term}", f"chance/{term}"))

@@ -40,6 +40,7 @@ from crslab_c2crs.checkpoints import (
 )
 from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
+from crslab_c2crs.model.c2crs.id_floor import IdFloor
 from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
 from crslab_c2crs.reproducibility import seed_everything
@@ -98,6 +99,8 @@ class C2CRSSystem(BaseSystem):
             loss, parts = self.model.pretrain(batch, stage)
             if mode == "train":
                 self.backward(loss)
+            else:
+                parts.update(self._id_floor_terms(batch, stage))
             for name, value in parts.items():
                 self.evaluator.optim_metrics.add(name, AverageMetric(value))
         elif stage == "rec":
@@ -125,6 +128,24 @@ class C2CRSSystem(BaseSystem):
             self.evaluator.gen_metrics.add("ppl", PPLMetric(loss.item()))
         else:
             raise ValueError(f"unknown stage {stage!r}")
+
+    def _id_floor_terms(self, batch: Dict[str, torch.Tensor], stage: str) -> Dict[str, float]:
+        """Beside each validation InfoNCE term, the id floor's (``floor/<term>``) and chance's (``chance/<term>``)
+        on the same batch (:mod:`crslab_c2crs.model.c2crs.id_floor`): a term below chance but not below the floor
+        shows that ids were matched, not that the views were fused."""
+        config = self.model.config
+        if getattr(self, "_id_floor", None) is None:
+            self._id_floor = IdFloor(config.n_entity, config.kg_dim, config.pad_entity_idx, config.pad_token_idx)
+        views = tuple(view for view, used in (("history", config.use_history), ("kg", config.use_kg),
+                                               ("review", config.use_review)) if used)
+        cpu_batch = {key: value.cpu() for key, value in batch.items()}
+        terms = {}
+        for level in ("coarse", "fine") if stage == "fine" else ("coarse",):
+            for name, value in self._id_floor.terms(cpu_batch, level, config.temperature, views).items():
+                terms[f"floor/{name}"] = value
+            for name, value in self._id_floor.terms(cpu_batch, level, config.temperature, views, True).items():
+                terms[f"chance/{name}"] = value
+        return terms
 
     def rec_evaluate(self, scores: torch.Tensor, items: torch.Tensor) -> None:
         """Score the item ``scores`` (batch, n_items) against the target entity ids ``items`` (batch,)."""
