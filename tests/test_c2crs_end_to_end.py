@@ -205,3 +205,16 @@ def test_pretraining_validation_reports_each_term_beside_its_id_floor_and_chance
                 term = f"{level}/{pair}"
                 assert {term, f"floor/{term}", f"chance/{term}"} <= set(metrics), term
                 assert all(math.isfinite(metrics[key]) for key in (f"floor/{term}", f"chance/{term}"))
+
+
+def test_pretraining_with_masked_mentions_and_entity_dropout_runs_and_repeats(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = ["end_stage=fine", "pretrain_mask_mentions=true", "pretrain_entity_dropout=0.3"]
+    first = run_c2crs(tiny_root, tmp_path, "views_a", options)
+    second = run_c2crs(tiny_root, tmp_path, "views_b", options)
+    assert first[0] == second[0] == 0
+    valid = [[entry["metrics"] for entry in result["history"] if entry["mode"] == "val"] for _, result in (first,
+                                                                                                           second)]
+    assert valid[0] == valid[1]  # the dropout is drawn from the seeded random module
+    chance = valid[0][0]["chance/coarse/history-kg"]
+    assert valid[0][0]["floor/coarse/history-kg"] > 0.5 * chance  # masked: no id left to match

@@ -64,6 +64,8 @@ BAD_SETTINGS = [
     ("kbrd", "log_name=runs/" + "y" * 256, "made of folder and file names of at most 255 bytes each"),
     ("c2crs", "dataset=ReDial", "dataset: C2-CRS reads the datasets with mention spans and review sentences"),
     ("c2crs", "num_threads=100000", "num_threads: 100000 is not at most 4 per core"),
+    ("c2crs", "pretrain_entity_dropout=1", "pretrain_entity_dropout: 1 is not a probability in [0, 1)"),
+    ("c2crs", "pretrain_mask_mentions=maybe", "pretrain_mask_mentions: 'maybe' is not true or false"),
 ]
 
 

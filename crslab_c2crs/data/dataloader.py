@@ -14,7 +14,8 @@ mention_row/...     (M,)         ``mention_row``, ``mention_start``, ``mention_e
 review              (R, Lr)      review sentence token ids, right-padded
 review_row          (R,)         batch row of each sentence
 review_entity       (R,)         entity each sentence is about
-item                (B,)         target movie entity id (pretrain and rec batches)
+item                (B,)         target movie entity id (multitask pretrain and rec batches)
+history_ids_hidden  ()           True when the pre-training history view's mentions are masked
 response            (B, Lt)      [START] response [END], right-padded (conv batches)
 ==================  ===========  ==================================================================
 
@@ -31,6 +32,7 @@ import torch
 from crslab.data.dataloader.base import BaseDataLoader
 from crslab.data.dataloader.utils import add_start_end_token_idx, padded_tensor, truncate
 from crslab_c2crs.data.options import SampleOptions
+from crslab_c2crs.data.pretrain_views import PretrainViews, movie_token_ids, pretrain_view
 from crslab_c2crs.data.targets import RecTargetsMixin
 from crslab_c2crs.registry import register_dataloader
 
@@ -55,6 +57,9 @@ class C2CRSDataLoader(RecTargetsMixin, BaseDataLoader):
         self.entity_truncate: Optional[int] = opt.get("entity_truncate", None)
         self._recommender_turns: Optional[List[Sample]] = None
         self._item_samples: Optional[List[Sample]] = None
+        self.pretrain_views = PretrainViews.from_opt(opt)
+        self.unk_token_idx = vocab.get("unk", self.pad_token_idx)
+        self.movie_tokens = movie_token_ids(vocab.get("tok2ind", {})) if self.pretrain_views.active else set()
 
     def recommender_turns(self) -> List[Sample]:
         """The samples whose response is a Recommender turn (computed once)."""
@@ -109,7 +114,15 @@ class C2CRSDataLoader(RecTargetsMixin, BaseDataLoader):
         }
 
     def pretrain_batchify(self, batch: List[Sample]) -> Dict[str, torch.Tensor]:
-        return self.batchify_context([entry["sample"] for entry in batch])
+        """A pre-training batch, its views masked or thinned as ``pretrain_mask_mentions`` and
+        ``pretrain_entity_dropout`` say (:mod:`crslab_c2crs.data.pretrain_views`); with masked mentions the batch
+        says so (``history_ids_hidden``), for the id floor."""
+        samples = [pretrain_view(entry["sample"], self.pretrain_views, self.movie_tokens, self.unk_token_idx)
+                   for entry in batch]
+        tensors = self.batchify_context(samples)
+        if self.pretrain_views.pretrain_mask_mentions:
+            tensors["history_ids_hidden"] = torch.tensor(True)
+        return tensors
 
     def rec_batchify(self, batch: List[Sample]) -> Dict[str, torch.Tensor]:
         tensors = self.batchify_context([entry["sample"] for entry in batch])

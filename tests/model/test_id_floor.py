@@ -56,3 +56,11 @@ def test_disabled_views_and_levels():
     with pytest.raises(ValueError, match="coarse or fine"):
         floor.terms(shared_batch(), "multitask", 0.07, VIEWS)
     floor.terms(tiny.batch(), "fine", 0.07, VIEWS)  # the tiny model's batch contract works as is
+
+
+def test_a_masked_history_view_shows_the_floor_no_id():
+    floor = IdFloor(n_entity=10, dim=256)
+    hidden = dict(shared_batch(), history_ids_hidden=torch.tensor(True))
+    terms = floor.terms(hidden, "coarse", 0.07, VIEWS)
+    assert terms["coarse/history-kg"] > 0.9 * math.log(2 * 6 - 1)  # zero history vectors: about chance
+    assert terms["coarse/kg-review"] < 0.05 * math.log(2 * 6 - 1)                      # untouched views

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from crslab_c2crs.config import bad_value, choice_error, register_config_check, register_config_keys
 from crslab_c2crs.data.options import DEFAULTS, SampleOptions
+from crslab_c2crs.data.pretrain_views import PretrainViews, check_pretrain_views
 from crslab_c2crs.errors import ConfigError
 
 # CRSLab / reference spellings of our option names; both are accepted in the YAML.
@@ -310,6 +311,8 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
 # decode_valid (conv): greedy-decode the validation batches after every epoch; select_on: what the best conv
 # epoch is chosen on (C2CRSSystem.run_stage)
 register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS)
-                     | {field.name for field in dataclasses.fields(SampleOptions)}, STAGES,
+                     | {field.name for field in dataclasses.fields(SampleOptions)}
+                     | {field.name for field in dataclasses.fields(PretrainViews)}, STAGES,
                      stage_keys=CONV_STAGE_KEYS)
 register_config_check("C2CRS", check_c2crs_options)
+register_config_check("C2CRS", check_pretrain_views)

@@ -36,7 +36,8 @@ class IdFloor:
 
     The history view of a row pools the entities mentioned in its context and, like the model's, counts for every
     row with a context: a context that mentions nothing has the zero vector, matching nothing. The KG and review
-    views count for the rows that have entities or review sentences, as the model's do.
+    views count for the rows that have entities or review sentences, as the model's do. A batch whose mentions are
+    masked (``history_ids_hidden``, ``pretrain_mask_mentions``) shows the history view no id: its vectors are zero.
 
     Args:
         n_entity: number of KG entities.
@@ -51,13 +52,20 @@ class IdFloor:
         self.vectors = torch.randn(n_entity, dim, generator=generator)
         self.pad_entity, self.pad_token = pad_entity, pad_token
 
+    @staticmethod
+    def _history_vectors(batch: Batch, vectors: Tensor) -> Tensor:
+        """The vectors the history view sees: none (zeros) when its mentions are masked."""
+        hidden = batch.get("history_ids_hidden")
+        return torch.zeros_like(vectors) if hidden is not None and bool(hidden) else vectors
+
     def _views(self, batch: Batch, vectors: Tensor, views: Tuple[str, ...]
                ) -> Dict[str, Tuple[Optional[Tensor], Optional[Tensor]]]:
         size = batch["context_entities"].shape[0]
         entities = batch["context_entities"]
         rows, cols = (entities != self.pad_entity).nonzero(as_tuple=True)
         pooled = {
-            "history": (_pool(vectors, batch["mention_row"], batch["mention_entity"], size)[0],
+            "history": (_pool(self._history_vectors(batch, vectors), batch["mention_row"], batch["mention_entity"],
+                              size)[0],
                         (batch["context"] != self.pad_token).any(dim=1)),
             "kg": _pool(vectors, rows, entities[rows, cols], size),
             "review": _pool(vectors, batch["review_row"], batch["review_entity"], size),
@@ -77,7 +85,8 @@ class IdFloor:
                 seen.setdefault((entity, tuple(tokens)), None)
             review_entity = torch.tensor([entity for entity, _ in seen], dtype=torch.long)
             sentence = FineUnits(vectors[review_entity], review_entity)
-        word = FineUnits(vectors[mention_entity], mention_entity) if "history" in views else None
+        word = (FineUnits(self._history_vectors(batch, vectors)[mention_entity], mention_entity) if "history" in views
+                else None)
         entity = None
         if "kg" in views:
             keys = entity_units(mention_entity, review_entity)
