@@ -218,3 +218,36 @@ def test_pretraining_with_masked_mentions_and_entity_dropout_runs_and_repeats(ti
     assert valid[0] == valid[1]  # the dropout is drawn from the seeded random module
     chance = valid[0][0]["chance/coarse/history-kg"]
     assert valid[0][0]["floor/coarse/history-kg"] > 0.5 * chance  # masked: no id left to match
+
+
+def test_pretraining_snapshots_are_budgets_to_start_from_and_points_to_continue(tiny_root, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "budgets"
+    code, result = run_c2crs(tiny_root, tmp_path, "budgets", ["coarse.epoch=3", "coarse.save_epochs=[1,2]",
+                                                               "end_stage=coarse"])
+    assert code == 0
+    assert sorted(p.name for p in folder.glob("*.pth")) == ["coarse-epoch1.pth", "coarse-epoch2.pth", "coarse.pth"]
+    snapshot = torch.load(folder / "coarse-epoch1.pth")
+    assert snapshot["stage"] == "coarse" and snapshot["epochs"] == 1 and "optimizer_state_dict" in snapshot
+    # continue the stage from its second epoch: one more epoch is trained and validated
+    code, resumed = run_c2crs(tiny_root, tmp_path, "budgets", ["coarse.epoch=3", "coarse.resume_epoch=2",
+                                                                "end_stage=coarse"])
+    assert code == 0 and len([e for e in resumed["history"] if e["mode"] == "val"]) == 1
+    # a budget: the one-epoch snapshot as the coarse checkpoint of another run, fine-tuned from there
+    shutil.copytree(folder, tiny_root / "save" / "budget1")
+    shutil.copy(folder / "coarse-epoch1.pth", tiny_root / "save" / "budget1" / "coarse.pth")
+    code, _ = run_c2crs(tiny_root, tmp_path, "budget1", ["start_stage=fine", "end_stage=fine"])
+    assert code == 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("coarse.save_epochs=[0]", "coarse.save_epochs: [0] is not a list of epoch counts from 1"),
+    ("rec.save_epochs=[1]", "rec.save_epochs: only the pre-training stages"),
+    ("coarse.resume_epoch=1", "coarse.resume_epoch: 1 is not an epoch count from 1 to coarse.epoch - 1 = 0"),
+])
+def test_bad_snapshot_settings_are_named(override, message, tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _ = run_c2crs(tiny_root, tmp_path, "bad_snapshots", [override])
+    assert code == 2 and message in capsys.readouterr().err

@@ -78,6 +78,32 @@ class C2CRSSystem(BaseSystem):
         save_state(state, self.checkpoint_path(stage))
         logger.info(f"[Saved {stage} checkpoint to {self.checkpoint_path(stage)}]")
 
+    def snapshot_path(self, stage: str, epochs: int) -> str:
+        return os.path.join(self.checkpoint_dir, f"{stage}-epoch{epochs}.pth")
+
+    def _save_snapshot(self, stage: str, epochs: int) -> None:
+        """The model and optimiser after ``epochs`` epochs of a pre-training stage (``<stage>.save_epochs``): a
+        budget to fine-tune from (copied as ``<stage>.pth``), or a point to continue the stage from."""
+        state = with_model_config({"model_state_dict": self.model.state_dict(), "stage": stage, "epochs": epochs,
+                                   "optimizer_state_dict": self.optimizer.state_dict()}, self.model)
+        save_state(state, self.snapshot_path(stage, epochs))
+        logger.info(f"[Saved the {stage} stage after {epochs} epochs to {self.snapshot_path(stage, epochs)}]")
+
+    def _resume_snapshot(self, stage: str, epochs: Optional[int]) -> int:
+        """Restore the model and optimiser of ``<stage>-epoch<epochs>.pth`` (``<stage>.resume_epoch``) and return
+        the epoch to continue from; 0 without a snapshot. The continued stage trains the remaining epochs on fresh
+        batch orders: it resumes, it does not repeat the uninterrupted run bit for bit."""
+        if epochs is None:
+            return 0
+        path = self.snapshot_path(stage, epochs)
+        remedy = f"write it with --set {stage}.save_epochs=[{epochs}] in an earlier run, or drop {stage}.resume_epoch"
+        state = load_state(path, self.device, remedy)
+        check_stored(state, path, stage, self.model, remedy)
+        load_into(self.model, state, "model_state_dict", path, remedy)
+        self.optimizer.load_state_dict(state["optimizer_state_dict"])
+        logger.info(f"[Continuing the {stage} stage after {epochs} epochs from {path}]")
+        return epochs
+
     def load_stage(self, stage: str) -> None:
         path = self.checkpoint_path(stage)
         remedy = (f"start_stage={self.start_stage} needs the checkpoint of the {stage} stage. Run the earlier stages "
@@ -208,10 +234,11 @@ class C2CRSSystem(BaseSystem):
             self.model.freeze(self.opt.get("conv_freeze", ["kg", "history"]) or [])
         epochs, batch_size = stage_opt["epoch"], stage_opt["batch_size"]
         self.init_optim(stage_opt, [p for p in self.model.parameters() if p.requires_grad])
+        first_epoch = self._resume_snapshot(stage, stage_opt.get("resume_epoch"))
         best_score, best_state, stale = None, None, 0
         impatience = stage_opt.get("impatience", 3)
         started, samples, train_seconds = time.time(), 0, 0.0
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             logger.info(f"[{stage} epoch {epoch}] train")
             epoch_start = time.time()
             self._run_epoch(self.train_dataloader, stage, "train", batch_size, epoch)
@@ -228,6 +255,8 @@ class C2CRSSystem(BaseSystem):
                 logger.info(f"[conv epoch {epoch}] greedy decoding of the validation batches")
                 decoded = self._run_epoch(self.valid_dataloader, stage, "test", batch_size, epoch,
                                           report_as="valid_decode")
+            if epoch + 1 in (stage_opt.get("save_epochs") or ()):
+                self._save_snapshot(stage, epoch + 1)
             score = self._validation_score(stage, valid, decoded, stage_opt.get("select_on", "gen_loss"))
             if stage == "conv" and getattr(self, "scheduler", None) is not None:
                 self.scheduler.valid_step(valid["gen_loss"])

@@ -49,6 +49,10 @@ CONV_SELECTIONS = ("gen_loss", "f1") + tuple(f"{name}@{n}" for name in ("bleu", 
                                               for n in range(1, 5))
 # Stage keys only the conv stage reads.
 CONV_STAGE_KEYS = ("decode_valid", "select_on")
+# Stage keys only the pre-training stages read: snapshots after given epochs (<stage>-epoch<k>.pth, model and
+# optimizer), and continuing a stage from one of them.
+PRETRAIN_STAGES = ("coarse", "fine")
+PRETRAIN_STAGE_KEYS = ("save_epochs", "resume_epoch")
 
 # The fields that define the function a checkpoint computes beyond its tensor shapes: a checkpoint is refused by a
 # run that sets one of them otherwise (dropout, temperature, decoding settings and rec_bias may differ; a zero bias
@@ -294,6 +298,26 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
             if isinstance(section, Mapping) and key in section:
                 raise ConfigError(f"{stage}.{key}: only the conv stage reads {key}; move it to the conv section of "
                                   f"{source} (or --set conv.{key}=...)")
+    for stage in STAGES:
+        section = opt.get(stage) if isinstance(opt.get(stage), Mapping) else {}
+        for key in PRETRAIN_STAGE_KEYS:
+            if key in section and stage not in PRETRAIN_STAGES:
+                raise ConfigError(f"{stage}.{key}: only the pre-training stages ({', '.join(PRETRAIN_STAGES)}) read "
+                                  f"{key}; correct it in {source}")
+        epochs = section.get("epoch", 0)
+        saves = section.get("save_epochs")
+        if saves is not None and (not isinstance(saves, list) or not all(
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= epochs for k in saves)):
+            raise bad_value(f"{stage}.save_epochs", saves, f"a list of epoch counts from 1 to {stage}.epoch={epochs}",
+                            source)
+        resume = section.get("resume_epoch")
+        if resume is not None and (isinstance(resume, bool) or not isinstance(resume, int)
+                                   or not 1 <= resume < epochs):
+            raise bad_value(f"{stage}.resume_epoch", resume, f"an epoch count from 1 to {stage}.epoch - 1 = "
+                            f"{epochs - 1} (a snapshot written by save_epochs)", source)
+        if resume is not None and (opt.get("start_stage") or STAGES[0]) != stage:
+            raise ConfigError(f"{stage}.resume_epoch={resume} continues the {stage} stage: start there too (--stage "
+                              f"{stage})")
     conv = opt.get("conv") if isinstance(opt.get("conv"), Mapping) else {}
     select_on = conv.get("select_on", "gen_loss")
     if select_on not in CONV_SELECTIONS:
@@ -313,6 +337,6 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
 register_config_keys("C2CRS", set(C2CRSConfig.option_names()) | set(SYSTEM_KEYS)
                      | {field.name for field in dataclasses.fields(SampleOptions)}
                      | {field.name for field in dataclasses.fields(PretrainViews)}, STAGES,
-                     stage_keys=CONV_STAGE_KEYS)
+                     stage_keys=CONV_STAGE_KEYS + PRETRAIN_STAGE_KEYS)
 register_config_check("C2CRS", check_c2crs_options)
 register_config_check("C2CRS", check_pretrain_views)
