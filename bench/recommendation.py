@@ -125,8 +125,10 @@ class Bench:
         self.protocol, self.data_root, self.workdir = protocol, data_root, workdir
         self.records = RECORDS / protocol
 
-    def _run(self, run_name: str, model: str, seed: int, overrides: List[str],
-             extra: Optional[List[str]] = None) -> Dict[str, Any]:
+    def run(self, run_name: str, model: str, seed: int, overrides: List[str],
+            extra: Optional[List[str]] = None) -> Dict[str, Any]:
+        """One ``run_crslab.py`` run of ``model`` under this protocol in a child process: its result with the
+        commit, the flags and the per-target test ranks (from ``--dump-predictions``)."""
         dump = self.workdir / f"{self.protocol}-{run_name}.jsonl"
         overrides = [f"rec_targets={self.protocol}", *overrides]
         argv = crslab_argv(model, self.data_root, seed, overrides) + (extra or []) + ["--dump-predictions", str(dump)]
@@ -146,7 +148,7 @@ class Bench:
         marker = Path(self.data_root) / "save" / folder / ("fine.pth" if model == "C2CRS" else "pretrain.pth")
         if not marker.is_file():
             logger.info(f"[rec bench] pre-training {model} with seed {seed}")
-            result = self._run(f"{model}-pretrain-seed{seed}", model, seed,
+            result = self.run(f"{model}-pretrain-seed{seed}", model, seed,
                                PRETRAIN_FLAGS[model] + [f"checkpoint_dir={folder}"])
             result.pop("ranks", None)
             write_json(RECORDS / "pretrain" / f"{model}-seed{seed}.json", result, indent=1, default=str)
@@ -164,7 +166,7 @@ class Bench:
             overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed)}"]
         # C2-CRS restores fine.pth and starts at its rec stage; KGSF restores pretrain.pth in its pretrain stage
         extra = ["--stage", "rec"] if model == "C2CRS" else []
-        result = self._run(f"{name}-seed{seed}", model, seed, overrides, extra)
+        result = self.run(f"{name}-seed{seed}", model, seed, overrides, extra)
         result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if model in PRETRAIN_FLAGS else None,
                       valid_recall_at_10=tested_validation(result))
         logger.info(f"[rec bench] {name} seed {seed}: test R@10 {result['test'].get('hit@10')}, "

@@ -1,0 +1,228 @@
+"""What C2-CRS's pre-training buys the recommender, against its budget: the paper's schedule with snapshots, rec
+seeds from every budget, one table and one plot.
+
+Usage::
+
+    python -m bench.pretraining run [--variant paper|masked|dropout] [--seed 42] [--rec-seeds 42,43,44]
+        [--data-root data]
+    python -m bench.pretraining report
+
+``run`` pre-trains with the paper's schedule (13 coarse epochs, then 12 fine epochs) and keeps a snapshot after
+1, 2, 4 and 8 epochs of each stage (``save_epochs``); the stage checkpoints close the schedule. A killed run resumes
+at its latest snapshot or finished stage. From every budget, (coarse, fine) in (0, 0) (the ``no_pretrain``
+ablation), (1, 0), (2, 0), (4, 0), (8, 0), (13, 0), (13, 1), (13, 2), (13, 4), (13, 8), (13, 12), the rec stage runs
+with each rec seed, as ``bench.recommendation`` runs it (CRSLab protocol, the same budget and evaluator); each rec
+run's record, ``bench/results/redial-pretraining/<variant>/c<coarse>f<fine>-seed<seed>.json``, is skipped when it
+exists. The pre-training runs' records (their validation InfoNCE terms beside the id floor and chance) go beside
+them. Checkpoints: ``<data root>/save/pretraining/``.
+
+Variants: ``paper`` (the paper's views), ``masked`` (``pretrain_mask_mentions``), ``dropout``
+(``pretrain_entity_dropout=0.3``); see ``docs/model.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from loguru import logger
+
+from bench.recommendation import REC_FLAGS, Bench, tested_validation
+from bench.redial import RESULTS, ROOT, git_commit, mean_std, require_built_data, write_report
+from crslab_c2crs.atomic import write_json
+
+RECORDS = RESULTS / "redial-pretraining"
+STEM = RESULTS / "redial-pretraining"
+SCHEDULE = {"coarse": 13, "fine": 12}          # the paper's epochs (reference notes)
+SNAPSHOTS = [1, 2, 4, 8]
+BUDGETS: List[Tuple[int, int]] = ([(0, 0)] + [(c, 0) for c in SNAPSHOTS + [13]]
+                                  + [(13, f) for f in SNAPSHOTS + [12]])
+VARIANTS = {"paper": [], "masked": ["pretrain_mask_mentions=true"], "dropout": ["pretrain_entity_dropout=0.3"]}
+PRETRAIN_VALID_BATCHES = 10
+METRICS = (("valid R@10", "valid_hit@10"), ("valid R@50", "valid_hit@50"), ("test R@10", "hit@10"),
+           ("test R@50", "hit@50"), ("test new R@10", "new_hit@10"))
+
+
+class Curve:
+    """The pre-training of one variant and seed, and the rec runs from each of its budgets."""
+
+    def __init__(self, variant: str, seed: int, data_root: str, workdir: Path) -> None:
+        self.variant, self.seed, self.data_root = variant, seed, data_root
+        self.bench = Bench("recommender", data_root, workdir)
+        self.folder = f"pretraining/{variant}-seed{seed}"
+        self.records = RECORDS / variant
+
+    def _save(self, name: str = "") -> Path:
+        return Path(self.data_root) / "save" / self.folder / name
+
+    def _pretrain_stage(self, stage: str) -> None:
+        """Run (or finish) one pre-training stage of the schedule, with its snapshots."""
+        if self._save(f"{stage}.pth").is_file():
+            return
+        done = [k for k in SNAPSHOTS if self._save(f"{stage}-epoch{k}.pth").is_file()]
+        overrides = VARIANTS[self.variant] + [
+            f"checkpoint_dir={self.folder}", f"end_stage={stage}", f"{stage}.epoch={SCHEDULE[stage]}",
+            f"{stage}.save_epochs={SNAPSHOTS}", f"{stage}.valid_max_batches={PRETRAIN_VALID_BATCHES}"]
+        if done:
+            overrides.append(f"{stage}.resume_epoch={max(done)}")
+            logger.info(f"[pretraining] {self.variant}: continuing {stage} after {max(done)} epochs")
+        result = self.bench.run(f"pretrain-{self.variant}-seed{self.seed}-{stage}", "C2CRS", self.seed, overrides,
+                                ["--stage", stage])
+        result.pop("ranks", None)
+        self.records.mkdir(parents=True, exist_ok=True)
+        resumed = f"-from{max(done)}" if done else ""
+        write_json(self.records / f"pretrain-seed{self.seed}-{stage}{resumed}.json", result, indent=1, default=str)
+
+    def _budget_folder(self, coarse: int, fine: int) -> str:
+        """A checkpoint folder holding the budget's checkpoints under the names the rec stage restores."""
+        folder = f"{self.folder}-c{coarse}f{fine}"
+        target = Path(self.data_root) / "save" / folder
+        target.mkdir(parents=True, exist_ok=True)
+        coarse_file = "coarse.pth" if coarse == SCHEDULE["coarse"] else f"coarse-epoch{coarse}.pth"
+        files = {"coarse.pth": coarse_file}
+        if fine:
+            files["fine.pth"] = "fine.pth" if fine == SCHEDULE["fine"] else f"fine-epoch{fine}.pth"
+        for name, source in files.items():
+            (target / name).unlink(missing_ok=True)
+            try:  # a hard link: the rec run only reads it, and a checkpoint is hundreds of MB
+                os.link(self._save(source), target / name)
+            except OSError:
+                shutil.copy(self._save(source), target / name)
+        return folder
+
+    def rec(self, coarse: int, fine: int, rec_seed: int) -> None:
+        path = self.records / f"c{coarse}f{fine}-seed{rec_seed}.json"
+        if path.exists():
+            return
+        overrides = list(REC_FLAGS["C2CRS"])
+        if (coarse, fine) == (0, 0):
+            overrides += ["ablation=no_pretrain", f"checkpoint_dir={self.folder}-c0f0"]
+            extra: List[str] = []
+        elif fine == 0:  # the rec stage from the coarse checkpoint, no fine stage
+            overrides += [f"checkpoint_dir={self._budget_folder(coarse, 0)}", "fine.epoch=0"]
+            extra = ["--stage", "fine"]
+        else:
+            overrides += [f"checkpoint_dir={self._budget_folder(coarse, fine)}"]
+            extra = ["--stage", "rec"]
+        result = self.bench.run(f"pretraining-{self.variant}-c{coarse}f{fine}-seed{rec_seed}", "C2CRS", rec_seed,
+                                overrides, extra)
+        result.update(variant=self.variant, pretrain_seed=self.seed, budget=[coarse, fine], name="C2CRS",
+                      valid_recall_at_10=tested_validation(result))
+        self.records.mkdir(parents=True, exist_ok=True)
+        write_json(path, result, default=str)
+        logger.info(f"[pretraining] {self.variant} c{coarse}f{fine} seed {rec_seed}: test R@10 "
+                    f"{result['test'].get('hit@10')}")
+
+    def run(self, rec_seeds: List[int]) -> None:
+        for stage in ("coarse", "fine"):
+            self._pretrain_stage(stage)
+        for coarse, fine in BUDGETS:
+            for rec_seed in rec_seeds:
+                self.rec(coarse, fine, rec_seed)
+
+
+def tested_metrics(result: Dict[str, Any]) -> Dict[str, float]:
+    """The test metrics of a rec record and the validation Recall@10/@50 of the state it tested."""
+    curve = [entry["metrics"] for entry in result["history"]
+             if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
+    best = max(curve, key=lambda metrics: metrics["hit@1"] + metrics["hit@50"]) if curve else {}
+    return {**result["test"], "valid_hit@10": best.get("hit@10"), "valid_hit@50": best.get("hit@50")}
+
+
+def summarise() -> Dict[str, List[Dict[str, Any]]]:
+    """Per variant and budget: mean and std over rec seeds of :data:`METRICS`."""
+    summary: Dict[str, List[Dict[str, Any]]] = {}
+    for folder in sorted(RECORDS.iterdir()) if RECORDS.is_dir() else ():
+        by_budget: Dict[Tuple[int, int], List[Dict[str, float]]] = {}
+        commits = set()
+        for path in folder.glob("c*f*-seed*.json"):
+            result = json.loads(path.read_text(encoding="utf-8"))
+            by_budget.setdefault(tuple(result["budget"]), []).append(tested_metrics(result))
+            commits.add(result["git_commit"])
+        rows = []
+        for budget in sorted(by_budget):
+            runs = by_budget[budget]
+            row: Dict[str, Any] = {"budget": list(budget), "seeds": len(runs), "mean": {}, "std": {}}
+            for _, key in METRICS:
+                values = [run[key] for run in runs if run.get(key) is not None]
+                if values:
+                    row["mean"][key], row["std"][key] = mean_std(values)
+            rows.append(row)
+        summary[folder.name] = rows
+    return summary
+
+
+def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
+    lines = ["# C2-CRS: the recommender against the pre-training budget", "",
+             f"Report at `{commit}` from `bench/results/redial-pretraining/` (each record names its commit). Rec "
+             "stage as `bench.recommendation` runs it (CRSLab protocol); mean ± std over rec seeds; budget (0, 0) is "
+             "the `no_pretrain` ablation.", ""]
+    for variant, rows in summary.items():
+        lines += [f"## {variant}", "", "| coarse epochs | fine epochs | seeds | "
+                  + " | ".join(label for label, _ in METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
+        for row in rows:
+            cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
+                     for _, key in METRICS]
+            lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: Dict[str, List[Dict[str, Any]]], path: Path) -> None:
+    """Validation and test Recall@10 against the pre-training epochs (coarse + fine), one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((axes[0], "valid_hit@10", "validation Recall@10"), (axes[1], "hit@10", "test Recall@10")):
+        for variant, rows in summary.items():
+            rows = [row for row in rows if key in row["mean"]]
+            x = [sum(row["budget"]) for row in rows]
+            ax.errorbar(x, [row["mean"][key] for row in rows], yerr=[row["std"][key] for row in rows],
+                        marker="o", capsize=3, label=variant)
+        ax.set_xlabel("pre-training epochs (coarse, then fine)")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="pre-train with snapshots, then rec from every budget (resumes)")
+    run.add_argument("--variant", choices=sorted(VARIANTS), default="paper")
+    run.add_argument("--seed", type=int, default=42, help="pre-training seed")
+    run.add_argument("--rec-seeds", default="42,43,44")
+    run.add_argument("--data-root", default=str(ROOT / "data"))
+    sub.add_parser("report", help="tabulate and plot the recorded rec runs")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        summary = summarise()
+        if not summary:
+            parser.error(f"no records under {RECORDS}; run first")
+        commit = git_commit()
+        write_report(STEM, {"git_commit": commit, "variants": summary}, markdown(summary, commit))
+        plot(summary, STEM.with_suffix(".png"))
+        return 0
+    try:
+        rec_seeds = [int(seed) for seed in args.rec_seeds.split(",") if seed]
+    except ValueError:
+        parser.error(f"--rec-seeds {args.rec_seeds!r}: expected comma-separated integers")
+    args.data_root = str(Path(args.data_root).resolve())
+    require_built_data(parser, args.data_root)
+    workdir = RESULTS / "runs-pretraining"
+    workdir.mkdir(parents=True, exist_ok=True)
+    Curve(args.variant, args.seed, args.data_root, workdir).run(rec_seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
