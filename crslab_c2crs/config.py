@@ -26,7 +26,7 @@ COMMON_KEYS: Set[str] = {
     "dataset", "tokenize", "model", "rec_model", "conv_model", "policy_model", "evaluator", "embedding",
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
     "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing",
-    "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets",
+    "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets", "movie_slots",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
@@ -178,7 +178,8 @@ INT_KEYS: Dict[str, int] = {
 FLOAT_RANGES: Dict[str, Tuple[float, float]] = {
     "dropout": (0.0, 1.0), "attention_dropout": (0.0, 1.0), "relu_dropout": (0.0, 1.0),
 }
-BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context", "pretrain_cache"}
+BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context", "pretrain_cache",
+                       "movie_slots"}
 # The same for the keys of a stage section; a new integer stage key needs only a line here.
 STAGE_INT_KEYS: Dict[str, int] = {
     "epoch": 0, "batch_size": 1, "impatience": 1, "update_freq": 1, "max_batches": 1, "valid_max_batches": 1,

@@ -1,7 +1,8 @@
 """The chat loop of interactive mode (``run_crslab.py ... -rs -i``), for C2-CRS, KGSF and KBRD.
 
 Reads one message per line from standard input (a terminal or a pipe), prints the model's reply with movie
-placeholders replaced by titles, and the top-k recommended titles. ``[RESET]`` starts a new conversation,
+placeholders replaced by titles (with ``movie_slots``, the default, each filled by the recommender's best movie not
+yet said), and the top-k recommended titles. ``[RESET]`` starts a new conversation,
 ``[EXIT]`` or the end of input quits (commands in any case). Input is read as bytes and decoded as UTF-8 with
 replacement, so a stray non-UTF-8 byte costs one character, never the chat. Nothing is written to the data or
 model folders.
@@ -12,7 +13,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Set
+from typing import IO, Dict, List, Optional, Sequence, Set
 
 from loguru import logger
 
@@ -56,6 +57,8 @@ class Chat:
         self.ind2tok = system.vocab["ind2tok"]
         self.specials = {system.vocab[name] for name in ("pad", "start", "end") if name in system.vocab}
         self.end = system.vocab["end"]
+        # movie_slots (default on): the movies a reply names come from the recommender's own ranking
+        self.movie_slots = bool(system.opt.get("movie_slots", True))
         self.by_entity = {movie.entity_id: movie for movie in self.session.movie_linker.movies}
         self.by_title: Dict[str, List[Movie]] = {}
         for movie in self.session.movie_linker.movies:
@@ -113,6 +116,8 @@ class Chat:
         ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]
         recommended = [self.by_entity[e] for e in ranked if e in self.by_entity and e not in mentioned]
         reply = self._reply_tokens(self.adapter.respond(self.session))
+        if self.movie_slots:
+            reply = fill_movie_slots(reply, recommended)
         self.session.add_system_turn(reply)
         self.latencies_ms.append((time.perf_counter() - started) * 1000)
         lines.append("System: " + (self._display(reply) or "..."))
@@ -125,6 +130,22 @@ class Chat:
             return None
         return (f"{len(self.latencies_ms)} turns, median {statistics.median(self.latencies_ms):.0f} ms, "
                 f"max {max(self.latencies_ms):.0f} ms per turn")
+
+
+def fill_movie_slots(tokens: List[str], ranked: Sequence[Movie]) -> List[str]:
+    """``tokens`` with every movie the decoder named replaced by the next of ``ranked`` (the recommender's ranking,
+    best first, without the movies already said): the reply and the list agree, a reply never names a movie twice
+    nor re-offers one the user named (the NTRD idea, Liang et al. 2021). A slot left when the ranking runs out is
+    dropped."""
+    filled, queue = [], iter(ranked)
+    for token in tokens:
+        if movie_id(token) is None:
+            filled.append(token)
+            continue
+        movie = next(queue, None)
+        if movie is not None:
+            filled.append(f"@{movie.movie_id}")
+    return filled
 
 
 def printable(text: str) -> str:

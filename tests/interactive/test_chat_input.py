@@ -25,14 +25,14 @@ def kbrd_chat(tiny_root, tmp_path_factory):
         patch.chdir(workdir)
         assert main(base + ["-ss"]) == 0
 
-    def chat(data: bytes):
+    def chat(data: bytes, *extra: str):
         with pytest.MonkeyPatch.context() as patch:
             patch.chdir(workdir)
             # a strict UTF-8 text stream, as Python gives a pipe under a UTF-8 locale
             patch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="strict"))
             out = io.StringIO()
             patch.setattr("sys.stdout", out)
-            code = main(base + ["-rs", "-i"])
+            code = main(base + ["-rs", "-i", *extra])
         return code, out.getvalue()
 
     return chat
@@ -99,3 +99,29 @@ def test_a_movie_listed_under_two_ids_is_not_recommended_back():
     chat.session = type("Session", (), {"context_items": lambda self: [10, 30]})()
     assert chat.said_movies() == {10, 20, 30}  # not the other "It": both years are known and differ
     assert with_year.same_movie(without) and not remake.same_movie(other)
+
+
+def test_movie_slots_take_the_recommenders_movies_in_order():
+    from crslab_c2crs.data.movies import Movie
+    from crslab_c2crs.interactive.chat import fill_movie_slots
+
+    ranked = [Movie(7, 70, "Seven", 1995), Movie(8, 80, "Eight", 2000)]
+    tokens = ["have", "you", "seen", "@111", "or", "@111", "or", "@222", "?"]
+    assert fill_movie_slots(tokens, ranked) == ["have", "you", "seen", "@7", "or", "@8", "or", "?"]
+    assert fill_movie_slots(["no", "movie"], ranked) == ["no", "movie"]
+
+
+def test_with_movie_slots_every_movie_a_reply_names_is_recommended_and_not_said(kbrd_chat, monkeypatch):
+    from crslab_c2crs.interactive.adapters import KBRDAdapter
+
+    # a decoder that offers back the movie the user named (Forrest Gump, @100003), twice
+    reply = ["you", "seen", "@100003", "or", "@100003", "?"]
+    monkeypatch.setattr(KBRDAdapter, "respond",
+                        lambda self, session: [self.system.vocab["tok2ind"][token] for token in reply])
+    code, out = kbrd_chat(b"I like Forrest Gump\n")
+    assert code == 0
+    system = re.search(r"^System: (.*)$", out, flags=re.M).group(1)
+    recommended = re.search(r"^Recommended: 1\. (.*?); 2\. (.*?);", out, flags=re.M).groups()
+    assert system == f"you seen {recommended[0]} or {recommended[1]}?" and "Forrest Gump" not in system
+    code, out = kbrd_chat(b"I like Forrest Gump\n", "--set", "movie_slots=false")  # the raw decoder output
+    assert "System: you seen Forrest Gump (1993) or Forrest Gump (1993)?" in out
