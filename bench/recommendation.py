@@ -264,8 +264,8 @@ def markdown(report: Dict[str, Any]) -> str:
              f"Report built at commit `{report['git_commit']}` from the records in `bench/results/redial-rec/` (each "
              "names the commit it ran). Test set; mean ± sample standard deviation over the seeds listed; the shortcut "
              "baselines are deterministic (one run). Δ (p): the C2-CRS row minus this row on the test targets' "
-             "seed-averaged hits, two-sided paired permutation test over the targets (10,000 resamples; "
-             "`bench/significance.py`). Budget and pre-training: `bench/recommendation.py`.", ""]
+             "seed-averaged hits, two-sided paired permutation test over the targets (10,000 resamples, so p 0.0002 "
+             "means p <= 0.0002; `bench/significance.py`). Budget and pre-training: `bench/recommendation.py`.", ""]
     for protocol, rows in report["protocols"].items():
         if not rows:
             continue
