@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from loguru import logger
 
-from bench.recommendation import REC_FLAGS, Bench, tested_validation
+from bench.recommendation import REC_FLAGS, Bench, parse_seeds, tested_validation, tested_validation_metrics
 from bench.redial import RESULTS, ROOT, git_commit, mean_std, require_built_data, write_report
 from crslab_c2crs.atomic import write_json
 
@@ -127,10 +127,8 @@ class Curve:
 
 def tested_metrics(result: Dict[str, Any]) -> Dict[str, float]:
     """The test metrics of a rec record and the validation Recall@10/@50 of the state it tested."""
-    curve = [entry["metrics"] for entry in result["history"]
-             if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
-    best = max(curve, key=lambda metrics: metrics["hit@1"] + metrics["hit@50"]) if curve else {}
-    return {**result["test"], "valid_hit@10": best.get("hit@10"), "valid_hit@50": best.get("hit@50")}
+    valid = tested_validation_metrics(result)
+    return {**result["test"], "valid_hit@10": valid.get("hit@10"), "valid_hit@50": valid.get("hit@50")}
 
 
 def summarise() -> Dict[str, List[Dict[str, Any]]]:
@@ -212,10 +210,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_report(STEM, {"git_commit": commit, "variants": summary}, markdown(summary, commit))
         plot(summary, STEM.with_suffix(".png"))
         return 0
-    try:
-        rec_seeds = [int(seed) for seed in args.rec_seeds.split(",") if seed]
-    except ValueError:
-        parser.error(f"--rec-seeds {args.rec_seeds!r}: expected comma-separated integers")
+    rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)
     args.data_root = str(Path(args.data_root).resolve())
     require_built_data(parser, args.data_root)
     workdir = RESULTS / "runs-pretraining"

@@ -106,16 +106,29 @@ def target_ranks(dump: Path) -> Dict[str, Optional[int]]:
     return ranks
 
 
-def tested_validation(result: Dict[str, Any]) -> Optional[float]:
-    """Validation Recall@10 of the state the rec test pass scored: C2-CRS keeps its best epoch on Recall@1 +
-    Recall@50, CRSLab's KGSF and KBRD their last one."""
+def tested_validation_metrics(result: Dict[str, Any]) -> Dict[str, float]:
+    """The validation report of the state the rec test pass scored ({} without one): C2-CRS keeps its best epoch
+    on Recall@1 + Recall@50, CRSLab's KGSF and KBRD their last one."""
     curve = [entry["metrics"] for entry in result["history"]
              if entry["mode"] in ("val", "valid") and "hit@10" in entry["metrics"]]
     if not curve:
-        return None
+        return {}
     if result["model"] == "C2CRS":
-        return max(curve, key=lambda metrics: metrics["hit@1"] + metrics["hit@50"])["hit@10"]
-    return curve[-1]["hit@10"]
+        return max(curve, key=lambda metrics: metrics["hit@1"] + metrics["hit@50"])
+    return curve[-1]
+
+
+def tested_validation(result: Dict[str, Any]) -> Optional[float]:
+    """Validation Recall@10 of the state the rec test pass scored (:func:`tested_validation_metrics`)."""
+    return tested_validation_metrics(result).get("hit@10")
+
+
+def parse_seeds(parser: argparse.ArgumentParser, flag: str, text: str) -> List[int]:
+    """The comma-separated integer seeds of ``flag``; a parser error naming the flag otherwise."""
+    try:
+        return [int(seed) for seed in text.split(",") if seed]
+    except ValueError:
+        parser.error(f"{flag} {text!r}: expected comma-separated integers, e.g. 42,43,44")
 
 
 class Bench:
@@ -357,10 +370,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--models: unknown {unknown}; known: {sorted(CONFIGS)}")
     if args.variant and models != ["C2CRS"]:
         parser.error(f"--variant {args.variant} is a C2-CRS setting: give --models C2CRS")
-    try:
-        seeds = [int(seed) for seed in args.seeds.split(",") if seed]
-    except ValueError:
-        parser.error(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 42,43,44")
+    seeds = parse_seeds(parser, "--seeds", args.seeds)
     args.data_root = str(Path(args.data_root).resolve())
     require_built_data(parser, args.data_root)
     workdir = RESULTS / "runs-rec"

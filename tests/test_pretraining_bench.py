@@ -31,7 +31,7 @@ def test_the_table_over_rec_seeds(tmp_path, monkeypatch):
     folder.mkdir()
     for seed, r10 in ((42, 0.17), (43, 0.19)):
         history = [{"mode": "val", "metrics": {"hit@1": 0.04, "hit@10": 0.2, "hit@50": 0.4}}]
-        record = {"budget": [4, 0], "git_commit": "abc", "history": history,
+        record = {"budget": [4, 0], "git_commit": "abc", "history": history, "model": "C2CRS",
                   "test": {"hit@10": r10, "hit@50": 0.35, "new_hit@10": 0.13}}
         (folder / f"c4f0-seed{seed}.json").write_text(json.dumps(record))
     (folder / "pretrain-seed42-coarse.json").write_text("{}")  # a pre-training record is not a rec run
