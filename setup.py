@@ -26,6 +26,7 @@ setup(
         "python-Levenshtein",
         "scikit-learn",
         "scipy",  # bench.significance: paired permutation tests
+        "cogapp",  # bench.recommendation: the README's and docs' result tables, generated from the records
         "wordfreq",  # the chat linker: which titles are made of everyday words
         "tensorboard",
         "fasttext-numpy2",

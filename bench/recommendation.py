@@ -34,8 +34,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from cogapp import Cog
 from loguru import logger
 
 from bench.redial import (
@@ -79,12 +80,26 @@ VARIANTS = {"no_bias": ["rec_bias=false"]}
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("new R@10", "new_hit@10"))
 TESTED_KS = (10, 50)
-ORDER = ("C2CRS", "C2CRS-no_bias", "KGSF", "KBRD", "RepeatContext", "Popularity")
-# Published figures, R@1 / R@10 / R@50 on ReDial. The C2-CRS paper's Table 1 (its KGSF and KBRD rows are the KGSF
-# paper's own, which scores Recommender turns only); Kostric & Balog's standardized re-runs (SIGIR 2026,
-# iai-group/redial-reproducibility; each model on its own split).
-PAPER = {"C2CRS": (0.053, 0.233, 0.407), "KGSF": (0.039, 0.183, 0.378), "KBRD": (0.031, 0.150, 0.336)}
-KOSTRIC_BALOG = {"KGSF": (0.034, 0.179, 0.365), "KBRD": (0.036, 0.176, 0.334)}
+MODEL_ORDER = ("C2CRS", "KGSF", "KBRD", "RepeatContext", "Popularity")
+# Published figures, R@1 / R@10 / R@50 on ReDial, each beside the protocol it was measured under: the C2-CRS paper's
+# Table 1 (its C2-CRS row from the authors' code, which scores every turn that mentions a movie; its KGSF and KBRD
+# rows the KGSF paper's own, Recommender turns only) and Kostric & Balog's standardized re-runs (SIGIR 2026,
+# iai-group/redial-reproducibility; Recommender turns, each model on its own split).
+PUBLISHED = {
+    "recommender": (("KGSF", "C2-CRS paper, Table 1 (the KGSF paper's figure)", (0.039, 0.183, 0.378)),
+                    ("KBRD", "C2-CRS paper, Table 1 (the KGSF paper's figure)", (0.031, 0.150, 0.336)),
+                    ("KGSF", "Kostric & Balog 2026, its own split", (0.034, 0.179, 0.365)),
+                    ("KBRD", "Kostric & Balog 2026, its own split", (0.036, 0.176, 0.334))),
+    "all": (("C2-CRS", "C2-CRS paper, Table 1", (0.053, 0.233, 0.407)),),
+}
+PUBLISHED_KEYS = ("hit@1", "hit@10", "hit@50")
+VARIANT_LABELS = {"no_bias": "no item bias"}
+# The columns of the generated tables: the README's, docs/results.md's, and the report's (every metric).
+README_COLUMNS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50", "hit@50"))
+DOCS_COLUMNS = README_COLUMNS + (("R@10, no context entity", "entityless_hit@10"), ("valid R@10", "valid_hit@10"))
+REPORT_COLUMNS = TABLE + DOCS_COLUMNS[3:]
+# The files whose tables `report` regenerates (cog blocks calling this module).
+DOCS = ("README.md", "docs/results.md")
 
 
 def commit_state() -> str:
@@ -226,12 +241,13 @@ def summarise(protocol: str, entityless: Optional[List[str]] = None) -> List[Dic
     Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50. A shortcut baseline is
     deterministic: its one run stands for every seed."""
     runs = load_runs(protocol)
-    names = [name for name in ORDER if name in runs] + sorted(set(runs) - set(ORDER))
+    names = sorted(runs, key=lambda name: (MODEL_ORDER.index(runs[name][0]["model"]), name))
     reference = [run["ranks"] for run in runs.get(REFERENCE, [])]
     rows = []
     for name in names:
         results = runs[name]
-        row: Dict[str, Any] = {"name": name, "model": results[0]["model"], "seeds": [r["seed"] for r in results],
+        row: Dict[str, Any] = {"name": name, "model": results[0]["model"], "variant": results[0].get("variant"),
+                               "seeds": [r["seed"] for r in results],
                                "deterministic": results[0]["model"] in SHORTCUTS,
                                "pretrain_seed": results[0].get("pretrain_seed"),
                                "commits": sorted({r["git_commit"] for r in results}),
@@ -272,13 +288,115 @@ def _p(row: Dict[str, Any], key: str) -> str:
     return f"{test['difference']:+.4f} (p {test['p_value']:.2g})"
 
 
+def label(row: Dict[str, Any]) -> str:
+    """The model's name as the docs write it, with the setting a variant changes."""
+    name = "C2-CRS" if row["model"] == REFERENCE else row["model"]
+    return name + (f", {VARIANT_LABELS[row['variant']]}" if row.get("variant") else "")
+
+
+def table(report: Dict[str, Any], protocol: str, columns: Tuple[Tuple[str, str], ...] = README_COLUMNS,
+          variants: bool = True, commits: bool = False) -> str:
+    """The markdown table of ``protocol``: a row per recorded name (``variants=False`` leaves out the C2-CRS
+    settings compared), the paired tests against C2-CRS, then the published rows measured under this protocol."""
+    rows = [row for row in report["protocols"][protocol] if variants or not row.get("variant")]
+    head = ["model", "rec seeds", *(name for name, _ in columns), "C2-CRS − model: R@10 (p)", "R@50 (p)"]
+    head += ["commits"] if commits else []
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in rows:
+        seeds = "deterministic" if row["deterministic"] else f"{len(row['seeds'])}"
+        if row.get("pretrain_seed") is not None:
+            seeds += f" (pre-training seed {row['pretrain_seed']})"
+        cells = [label(row), seeds, *(_cell(row, key) for _, key in columns), _p(row, "hit@10"), _p(row, "hit@50")]
+        cells += [", ".join(f"`{commit[:7]}`" for commit in row["commits"])] if commits else []
+        lines.append("| " + " | ".join(cells) + " |")
+    for model, source, figures in PUBLISHED[protocol]:
+        published = dict(zip(PUBLISHED_KEYS, figures))
+        cells = [f"{model}: {source}", "published", *(f"{published[key]:.3f}" if key in published else ""
+                                                     for _, key in columns), "", ""] + ([""] if commits else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _rows(report: Dict[str, Any], protocol: str) -> Dict[str, Dict[str, Any]]:
+    return {row["name"]: row for row in report["protocols"][protocol]}
+
+
+def _mean(row: Dict[str, Any], key: str = "hit@10") -> str:
+    return f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f} ({len(row['seeds'])} rec seeds)"
+
+
+def target_finding(report: Dict[str, Any]) -> str:
+    """Issue #26's target under CRSLab's protocol, met or missed, with the figures and tests behind it."""
+    rows = _rows(report, "recommender")
+    c2crs, kgsf, kbrd = rows[REFERENCE], rows["KGSF"], rows["KBRD"]
+    best = max((kgsf, kbrd), key=lambda row: row["mean"]["hit@10"])
+    ratio = c2crs["mean"]["hit@10"] / best["mean"]["hit@10"]
+    met = ratio >= 1.1 and all(row["tests"]["hit@10"]["p_value"] < 0.05 for row in (kgsf, kbrd))
+    return (f"**Target (issue #26): C2-CRS Recall@10 at least 1.1x the better of KGSF and KBRD, p < 0.05 against "
+            f"each: {'met' if met else 'missed'}.** C2-CRS {_mean(c2crs)}, KGSF {_mean(kgsf)}, KBRD {_mean(kbrd)}: "
+            f"{ratio:.2f}x the better one ({best['name']}). Paired on the test targets, C2-CRS minus KGSF: R@10 "
+            f"{_p(kgsf, 'hit@10')}, R@50 {_p(kgsf, 'hit@50')}; minus KBRD: R@10 {_p(kbrd, 'hit@10')}, R@50 "
+            f"{_p(kbrd, 'hit@50')}.")
+
+
+def pretraining_seed_finding(report: Dict[str, Any], protocol: str = "recommender") -> str:
+    """The spread of C2-CRS over its pre-training seeds: each seed's mean over rec seeds and their difference."""
+    rows = [row for row in report["protocols"][protocol] if row["model"] == REFERENCE and not row.get("variant")]
+    if len(rows) < 2:
+        return "One pre-training seed so far."
+    means = [row["mean"]["hit@10"] for row in rows]
+    parts = [f"pre-training seed {row['pretrain_seed']}: {_mean(row)}" for row in rows]
+    tests = [f"seed {row['pretrain_seed']} − seed {rows[0]['pretrain_seed']}: "
+             f"{-row['tests']['hit@10']['difference']:+.4f} (p {row['tests']['hit@10']['p_value']:.2g})"
+             for row in rows[1:]]
+    return (f"C2-CRS test Recall@10 over {len(rows)} pre-training seeds: " + "; ".join(parts)
+            + f"; spread of the seed means {max(means) - min(means):.4f}; paired, " + "; ".join(tests) + ".")
+
+
+def bias_finding(report: Dict[str, Any]) -> str:
+    """What the item bias changed, validation first, then the test set (CRSLab's protocol)."""
+    rows = _rows(report, "recommender")
+    bias, plain = rows[REFERENCE], rows[f"{REFERENCE}-no_bias"]
+    return (f"Validation Recall@10 of the tested state {_mean(bias, 'valid_hit@10')} with the bias against "
+            f"{_mean(plain, 'valid_hit@10')} without. On the test set, read once for each: Recall@10 "
+            f"{bias['mean']['hit@10']:.4f} against {plain['mean']['hit@10']:.4f} (paired on the targets: "
+            f"{_p(plain, 'hit@10')}), Recall@50 {bias['mean']['hit@50']:.4f} against {plain['mean']['hit@50']:.4f} "
+            f"({_p(plain, 'hit@50')}), and Recall@10 {bias['mean']['entityless_hit@10']:.3f} against "
+            f"{plain['mean']['entityless_hit@10']:.3f} on the {bias['n_entityless']} targets whose context holds "
+            "no entity.")
+
+
+def paper_finding(report: Dict[str, Any]) -> str:
+    """C2-CRS under the authors' protocol set beside the paper's Table 1 figure."""
+    rows = _rows(report, "all")
+    c2crs = rows[REFERENCE]
+    r1, r10, r50 = dict((model, figures) for model, _, figures in PUBLISHED["all"])["C2-CRS"]
+    others = "; ".join(f"{row['name']} {row['mean']['hit@10']:.4f}" for name, row in rows.items() if name != REFERENCE
+                       and not row.get("variant") and row["model"] != REFERENCE)
+    return (f"Under the authors' protocol ({c2crs['n_targets']} test targets) C2-CRS reaches Recall@10 {_mean(c2crs)}, "
+            f"{c2crs['mean']['hit@10'] / r10:.0%} of the paper's {r10:.3f} (Recall@1 {c2crs['mean']['hit@1']:.4f} "
+            f"against {r1:.3f}, Recall@50 {c2crs['mean']['hit@50']:.4f} against {r50:.3f}); the other models here: "
+            f"{others}.")
+
+
+def cog_table(protocol: str, detail: bool = False) -> str:
+    """A table of the committed report for a cog block of the README (``detail=False``) or docs/results.md."""
+    return table(load_report(), protocol, DOCS_COLUMNS if detail else README_COLUMNS, variants=detail)
+
+
+def load_report() -> Dict[str, Any]:
+    """The committed report, ``bench/results/redial-rec.json``."""
+    return json.loads(STEM.with_suffix(".json").read_text(encoding="utf-8"))
+
+
 def markdown(report: Dict[str, Any]) -> str:
     lines = ["# ReDial recommendation over seeds, both target protocols", "",
              f"Report built at commit `{report['git_commit']}` from the records in `bench/results/redial-rec/` (each "
              "names the commit it ran). Test set; mean ± sample standard deviation over the seeds listed; the shortcut "
-             "baselines are deterministic (one run). Δ (p): the C2-CRS row minus this row on the test targets' "
-             "seed-averaged hits, two-sided paired permutation test over the targets (10,000 resamples, so p 0.0002 "
-             "means p <= 0.0002; `bench/significance.py`). Budget and pre-training: `bench/recommendation.py`.", ""]
+             "baselines are deterministic (one run). C2-CRS − model (p): the C2-CRS row minus this row on the test "
+             "targets' seed-averaged hits, two-sided paired permutation test over the targets (10,000 resamples, so "
+             "p 0.0002 means p <= 0.0002; `bench/significance.py`). Budget and pre-training: "
+             "`bench/recommendation.py`. Published rows: the figure as published, under this protocol.", ""]
     for protocol, rows in report["protocols"].items():
         if not rows:
             continue
@@ -288,25 +406,7 @@ def markdown(report: Dict[str, Any]) -> str:
         lines += [f"## {title} (`rec_targets={protocol}`)", "",
                   f"{rows[0]['n_targets']} test targets"
                   + (f", {rows[0]['n_entityless']} of them with no entity in their context" if "n_entityless" in rows[0]
-                     else "") + ".", "",
-                  "| model | seeds | " + " | ".join(label for label, _ in TABLE)
-                  + " | R@10, no context entity | valid R@10 | Δ R@10 (p) | Δ R@50 (p) | commits |",
-                  "|---" * (len(TABLE) + 7) + "|"]
-        for row in rows:
-            seeds = "-" if row["deterministic"] else f"{len(row['seeds'])}"
-            if row.get("pretrain_seed") is not None:
-                seeds += f" (pre-training seed {row['pretrain_seed']})"
-            cells = [_cell(row, key) for _, key in TABLE] + [_cell(row, "entityless_hit@10"),
-                                                            _cell(row, "valid_hit@10"), _p(row, "hit@10"),
-                                                            _p(row, "hit@50")]
-            commits = ", ".join(f"`{commit[:7]}`" for commit in row["commits"])
-            lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + f" | {commits} |")
-        published = PAPER if protocol == "all" else KOSTRIC_BALOG
-        source = ("C2-CRS paper, Table 1 (its KGSF and KBRD rows are the KGSF paper's, Recommender turns only)"
-                  if protocol == "all" else "Kostric & Balog, SIGIR 2026, standardized re-runs, each model's own split")
-        for model, (r1, r10, r50) in published.items():
-            lines.append(f"| {model} ({source}) | | {r1:.3f} | {r10:.3f} | {r50:.3f} |" + " |" * (len(TABLE) + 2))
-        lines.append("")
+                     else "") + ".", "", table(report, protocol, REPORT_COLUMNS, commits=True), ""]
     return "\n".join(lines)
 
 
@@ -363,7 +463,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.data_root:
             require_built_data(tabulate, args.data_root)
         report(args.data_root)
-        return 0
+        # the README's and docs/results.md's tables are cog blocks over the report just written
+        return Cog().main(["cog", "-r", *(str(ROOT / path) for path in DOCS)])
     models = [model for model in args.models.split(",") if model]
     unknown = sorted(set(models) - set(CONFIGS))
     if unknown:

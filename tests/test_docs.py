@@ -80,3 +80,15 @@ def test_readme_commands_name_what_exists():
 
 def test_the_readme_is_a_front_door():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 260
+
+
+def test_the_result_tables_are_those_of_the_committed_report(capsys):
+    """The README's and docs/results.md's rec tables and findings are cog blocks over bench/results/redial-rec.json:
+    a figure edited by hand, or a report rebuilt without regenerating them, fails here."""
+    from cogapp import Cog
+
+    from bench.recommendation import DOCS
+
+    status = Cog().main(["cog", "--check", *(str(ROOT / path) for path in DOCS)])
+    assert status == 0, ("the docs' tables differ from the committed report; rebuild them with "
+                         f"`python -m bench.recommendation report`:\n{capsys.readouterr().out}")

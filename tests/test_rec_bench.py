@@ -53,5 +53,42 @@ def test_summary_over_seeds_with_paired_tests(tmp_path, monkeypatch):
     assert test["difference"] == pytest.approx(0.625) and test["p_value"] < 1e-3 and test["n"] == 40
     assert not c2crs["tests"]
     table = rec.markdown({"git_commit": "abc", "protocols": {"recommender": list(rows.values()), "all": []}})
-    assert "| C2CRS | 2 (pre-training seed 42) | " in table and "| Popularity | - | 0.1250 |" in table
+    assert "| C2-CRS | 2 (pre-training seed 42) | " in table and "| Popularity | deterministic | 0.1250 |" in table
     assert "+0.6250 (p 0.0002)" in table and "Kostric & Balog" in table and "Authors' protocol" not in table
+
+
+def summary(name, model, seeds, hit10, variant=None, pretrain_seed=None, tests=None):
+    return {"name": name, "model": model, "variant": variant, "seeds": seeds, "deterministic": False,
+            "pretrain_seed": pretrain_seed, "commits": ["abc1234"], "n_targets": 100, "n_entityless": 9,
+            "mean": {"hit@1": 0.01, "hit@10": hit10, "hit@50": 0.3, "valid_hit@10": hit10 + 0.01,
+                     "entityless_hit@10": 0.05},
+            "std": {"hit@1": 0.0, "hit@10": 0.002, "hit@50": 0.0, "valid_hit@10": 0.001, "entityless_hit@10": 0.0},
+            "tests": tests or {}}
+
+
+def paired(difference, p_value):
+    return {f"hit@{k}": {"difference": difference, "p_value": p_value, "n": 100} for k in (10, 50)}
+
+
+def test_the_generated_tables_and_findings():
+    rows = [summary("C2CRS", "C2CRS", [42, 43, 44], 0.20, pretrain_seed=42),
+            summary("C2CRS-no_bias", "C2CRS", [42, 43], 0.19, variant="no_bias", pretrain_seed=42,
+                    tests=paired(0.01, 0.03)),
+            summary("C2CRS-p43", "C2CRS", [42, 43, 44], 0.19, pretrain_seed=43, tests=paired(0.01, 0.2)),
+            summary("KGSF", "KGSF", [42, 43, 44], 0.18, tests=paired(0.02, 0.01)),
+            summary("KBRD", "KBRD", [42, 43, 44], 0.17, tests=paired(0.03, 0.001))]
+    report = {"protocols": {"recommender": rows, "all": rows[:1]}}
+    readme = rec.table(report, "recommender", variants=False)
+    assert "no item bias" not in readme and "| C2-CRS | 3 (pre-training seed 43) | " in readme
+    assert "| KGSF: Kostric & Balog 2026, its own split | published | 0.034 | 0.179 | 0.365 |  |  |" in readme
+    assert "| C2-CRS, no item bias | 2 (pre-training seed 42) |" in rec.table(report, "recommender", rec.DOCS_COLUMNS)
+    assert "C2-CRS paper, Table 1 | published | 0.053 | 0.233 | 0.407" in rec.table(report, "all")
+    # 0.20 / 0.18 = 1.11x with p < 0.05 against both baselines
+    assert ": met.**" in rec.target_finding(report) and "1.11x the better one (KGSF)" in rec.target_finding(report)
+    rows[3]["tests"] = paired(0.02, 0.06)
+    assert ": missed.**" in rec.target_finding(report)
+    spread = rec.pretraining_seed_finding(report)
+    assert "over 2 pre-training seeds" in spread and "spread of the seed means 0.0100" in spread
+    assert "seed 43 − seed 42: -0.0100 (p 0.2)" in spread
+    assert "+0.0100 (p 0.03)" in rec.bias_finding(report) and "on the 9 targets" in rec.bias_finding(report)
+    assert "86% of the paper's 0.233" in rec.paper_finding(report)
