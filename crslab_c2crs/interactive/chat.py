@@ -9,11 +9,14 @@ model folders.
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Sequence, Set
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 from loguru import logger
 
@@ -28,6 +31,8 @@ from crslab_c2crs.interactive.linker import MovieLinker
 from crslab_c2crs.interactive.session import ChatSession
 
 EXIT, RESET = "[EXIT]", "[RESET]"
+# What a system's ``interact`` opens: the terminal chat below unless a front end is set (:func:`frontend`).
+_FRONTEND: ContextVar[Optional[Callable[[Any], Any]]] = ContextVar("chat_frontend", default=None)
 
 
 def build_session(system) -> ChatSession:
@@ -45,6 +50,19 @@ def build_session(system) -> ChatSession:
         movie_linker=MovieLinker(load_movies(dpath)), tokenize=tokenize,
         link_entities=lambda tokens: [(link.start, link.end, link.entity) for link in entity_linker.link(tokens)],
         unk_token_idx=vocab["unk"])
+
+
+@dataclass
+class Turn:
+    """One exchange, as shown: notes on the input, the linked movies (display titles) and other entities, the
+    reply with its movies as titles, the top recommended titles, and the time the turn took."""
+
+    notes: List[str]
+    linked: List[str]
+    entities: List[str]
+    reply: str
+    recommended: List[str]
+    latency_ms: float
 
 
 class Chat:
@@ -92,25 +110,20 @@ class Chat:
                             if other.same_movie(movie))
         return said
 
-    def turn(self, text: str) -> List[str]:
-        """Lines to print for one user message."""
+    def respond(self, text: str) -> Optional[Turn]:
+        """One user message: what was understood of it, the reply and the recommendations; None for a message
+        without a word."""
         started = time.perf_counter()
         understood = self.session.add_user_turn(text)
         if understood is None:
-            return ["(Say something about movies you like; [EXIT] quits, [RESET] starts over.)"]
-        lines = []
+            return None
+        notes = []
         if understood.truncated:
-            lines.append(f"(Your message was long: only its last {len(understood.tokens)} words were read.)")
+            notes.append(f"Your message was long: only its last {len(understood.tokens)} words were read.")
         unknown = [token for token in dict.fromkeys(understood.tokens)
                    if is_movie_token(token) and movie_id(token) not in self.session.movie_linker.by_id]
         if unknown:
-            lines.append(f"(No movie has this id, read as an unknown word: {', '.join(unknown)}.)")
-        # a long message can name one movie dozens of times: list each once
-        if understood.movies:
-            lines.append("Linked: " + ", ".join(dict.fromkeys(movie.display for movie in understood.movies)))
-        if understood.entities:
-            lines.append("Entities: " + ", ".join(dict.fromkeys(entity_label(name) or name
-                                                                for name in understood.entities)))
+            notes.append(f"No movie has this id, read as an unknown word: {', '.join(unknown)}.")
         scores = self.adapter.recommend(self.session)
         mentioned = self.said_movies()
         ranked = [self.adapter.item_ids[i] for i in scores.argsort(descending=True).tolist()]
@@ -119,10 +132,26 @@ class Chat:
         if self.movie_slots:
             reply = fill_movie_slots(reply, recommended)
         self.session.add_system_turn(reply)
-        self.latencies_ms.append((time.perf_counter() - started) * 1000)
-        lines.append("System: " + (self._display(reply) or "..."))
-        lines.append("Recommended: " + "; ".join(f"{i + 1}. {m.display}"
-                                                 for i, m in enumerate(recommended[:self.topk])))
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.latencies_ms.append(latency_ms)
+        # a long message can name one movie dozens of times: list each once
+        return Turn(notes=notes, linked=list(dict.fromkeys(movie.display for movie in understood.movies)),
+                    entities=list(dict.fromkeys(entity_label(name) or name for name in understood.entities)),
+                    reply=self._display(reply) or "...",
+                    recommended=[movie.display for movie in recommended[:self.topk]], latency_ms=latency_ms)
+
+    def turn(self, text: str) -> List[str]:
+        """Lines to print for one user message."""
+        turn = self.respond(text)
+        if turn is None:
+            return ["(Say something about movies you like; [EXIT] quits, [RESET] starts over.)"]
+        lines = [f"({note})" for note in turn.notes]
+        if turn.linked:
+            lines.append("Linked: " + ", ".join(turn.linked))
+        if turn.entities:
+            lines.append("Entities: " + ", ".join(turn.entities))
+        lines.append("System: " + turn.reply)
+        lines.append("Recommended: " + "; ".join(f"{i + 1}. {title}" for i, title in enumerate(turn.recommended)))
         return lines
 
     def latency_summary(self) -> Optional[str]:
@@ -190,3 +219,20 @@ def chat(system, stdin: Optional[IO[str]] = None, stdout: Optional[IO[str]] = No
         logger.info(f"[Interactive latency: {summary}]")
         print(f"(Latency: {summary})", file=stdout)
     return session
+
+
+def open_chat(system) -> None:
+    """What the systems' ``interact`` does (``run_crslab.py -rs -i``): the terminal chat, or the front end set by
+    :func:`frontend`."""
+    (_FRONTEND.get() or chat)(system)
+
+
+@contextlib.contextmanager
+def frontend(handler: Callable[[Any], Any]) -> Iterator[None]:
+    """While open, ``interact`` hands its restored system to ``handler`` instead of the terminal chat (the web
+    chat loads its models so)."""
+    token = _FRONTEND.set(handler)
+    try:
+        yield
+    finally:
+        _FRONTEND.reset(token)

@@ -66,9 +66,9 @@ class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
         logger.info(f"[Saved the KGSF pre-training to {path}]")
 
     def interact(self) -> None:
-        from crslab_c2crs.interactive.chat import chat
+        from crslab_c2crs.interactive.chat import open_chat
 
-        chat(self)
+        open_chat(self)
 
 
 @register_system("KBRD")
@@ -76,6 +76,6 @@ class KBRDSystem(_ItemScoreEvaluation, _stock_kbrd):
     """CRSLab's KBRD system; ``interact`` opens the plugin's chat (see :mod:`crslab_c2crs.interactive.chat`)."""
 
     def interact(self) -> None:
-        from crslab_c2crs.interactive.chat import chat
+        from crslab_c2crs.interactive.chat import open_chat
 
-        chat(self)
+        open_chat(self)

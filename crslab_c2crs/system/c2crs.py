@@ -309,6 +309,6 @@ class C2CRSSystem(BaseSystem):
             self.run_stage(stage)
 
     def interact(self) -> None:
-        from crslab_c2crs.interactive.chat import chat
+        from crslab_c2crs.interactive.chat import open_chat
 
-        chat(self)
+        open_chat(self)

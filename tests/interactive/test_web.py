@@ -1,0 +1,151 @@
+"""The web chat: KBRD and C2-CRS trained on tiny data, restored as ``-rs -i`` restores them and served side by side;
+its HTTP answers, its bad-input handling, its command line, and a scripted conversation in a real headless
+Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by Selenium; skipped where they are missing)."""
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from crslab_c2crs.interactive import web
+from tests.tiny_runs import SHORT
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ("KBRD", "C2CRS")
+INJECTION = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+def spec(model: str) -> web.ModelSpec:
+    return web.ModelSpec(str(ROOT / f"config/{model.lower()}/redial.yaml"),
+                         ["num_threads=1", f"checkpoint_dir=web_{model}", *SHORT[model]])
+
+
+@pytest.fixture(scope="module")
+def app(tiny_root, tmp_path_factory):
+    from crslab_c2crs.cli import main
+
+    workdir = tmp_path_factory.mktemp("web")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        for model in MODELS:
+            argv = ["-c", spec(model).config, "-g", "-1", "--data-root", str(tiny_root), "--seed", "1", "-ss"]
+            assert main(argv + [arg for override in spec(model).overrides for arg in ("--set", override)]) == 0
+        chats = {spec(model).name: web.load_chat(spec(model), str(tiny_root), "-1", 5) for model in MODELS}
+    return web.create_app(chats)
+
+
+@pytest.fixture
+def client(app):
+    client = app.test_client()
+    client.post("/reset")
+    return client
+
+
+def turn(client, text):
+    response = client.post("/turn", json={"text": text})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return {entry["model"]: entry for entry in response.get_json()["turns"]}
+
+
+@pytest.mark.slow
+def test_every_model_answers_each_turn(client):
+    assert client.get("/models").get_json()["models"] == ["KBRD (web_KBRD)", "C2CRS (web_C2CRS)"]
+    turns = turn(client, "hi , I like the shinning ( 1991 ) and Forrest Gump")
+    assert list(turns) == ["KBRD (web_KBRD)", "C2CRS (web_C2CRS)"]
+    for entry in turns.values():
+        assert entry["linked"] == ["The Shining (1991)", "Forrest Gump (1993)"]
+        assert entry["reply"] and len(entry["recommended"]) == 5 and entry["latency_ms"] > 0
+        assert "The Shining (1991)" not in entry["recommended"]
+    assert "<html" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_bad_input_gets_an_answer_or_one_clear_error(client, app):
+    for entry in turn(client, "").values():
+        assert entry["notes"] == ["Say something about movies you like."] and not entry["reply"]
+    for entry in turn(client, "funny " * 20000).values():  # 120 KB
+        assert "only its last" in entry["notes"][0]
+    for entry in turn(client, INJECTION).values():
+        assert entry["reply"]  # the message is data; the page shows it as text (the browser test)
+    stray = client.post("/turn", data=b'{"text": "caf\xe9 , I like Forrest Gump"}', content_type="application/json")
+    assert stray.status_code == 200
+    assert all(entry["linked"] == ["Forrest Gump (1993)"] for entry in stray.get_json()["turns"])
+    for body in (b"hello", b'{"message": "hi"}', b'{"text": 3}'):
+        answer = client.post("/turn", data=body, content_type="application/json")
+        assert answer.status_code == 400 and "JSON like" in answer.get_json()["error"]
+    assert client.post("/turn", data=b"x" * (web.MAX_BODY_BYTES + 1)).status_code == 413
+
+
+@pytest.mark.slow
+def test_reset_starts_a_new_conversation(client, app):
+    turn(client, "I like Forrest Gump")
+    assert client.post("/reset").get_json() == {"reset": True}
+    first = turn(client, "hello")
+    assert all(entry["linked"] == [] for entry in first.values())
+
+
+def test_the_command_line_is_checked_before_anything_loads(tmp_path, capsys):
+    config = str(ROOT / "config/kbrd/redial.yaml")
+    for argv, message in ((["--model", str(tmp_path / "none.yaml")], "no such config file"),
+                          (["--model", config, "checkpoint_dir"], "overrides are KEY=VALUE"),
+                          (["--model", config, "--model", config], "two models with one name"),
+                          (["--model", config, "--topk", "0"], "--topk 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            web.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_model_never_saved_is_one_error_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = web.main(["--data-root", str(tmp_path), "--model", str(ROOT / "config/kbrd/redial.yaml"),
+                     "checkpoint_dir=never_saved"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("web chat: error: -rs: no saved system at")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="no Chromium here: install Debian's chromium and chromium-driver (.ci/run does)")
+def test_a_scripted_conversation_in_a_real_browser(app):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_port}/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".column")) == len(MODELS))
+        driver.find_element(By.ID, "reset").click()
+        script = ["I like the shinning ( 1991 ) and Forrest Gump", INJECTION, "any funny movie ?"]
+        for count, message in enumerate(script, start=1):
+            driver.find_element(By.ID, "message").send_keys(message)
+            driver.find_element(By.ID, "send").click()
+            wait.until(lambda d: all(len(column.find_elements(By.CSS_SELECTOR, ".turn")) == count
+                                     for column in d.find_elements(By.CSS_SELECTOR, ".column")))
+        for column in driver.find_elements(By.CSS_SELECTOR, ".column"):
+            turns = column.find_elements(By.CSS_SELECTOR, ".turn")
+            assert "Linked: The Shining (1991), Forrest Gump (1993)" in turns[0].text
+            assert all(t.find_element(By.CSS_SELECTOR, ".reply").text for t in turns)
+            assert all(len(t.find_elements(By.CSS_SELECTOR, ".recommended li")) == 5 for t in turns)
+            assert turns[1].find_element(By.CSS_SELECTOR, ".user").text == "You: " + INJECTION
+        # the injected markup was shown, never run
+        assert driver.execute_script("return window.pwned") is None
+        assert not driver.find_elements(By.CSS_SELECTOR, ".column img, .column script")
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def test_the_page_writes_text_only():
+    """Every string from a user or a model reaches the page through textContent, never as markup."""
+    page = web.PAGE.read_text(encoding="utf-8")
+    assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
