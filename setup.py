@@ -32,8 +32,8 @@ setup(
         "fasttext-numpy2",
         "transformers<4.50",
         "matplotlib",
-        "gensim>=4.4",
-        "flask",  # the web chat (crslab_c2crs.interactive.web)  # the data builder's word2vec vectors (CRSLab's word2vec_redial.npy for KGSF and KBRD)
+        "gensim>=4.4",  # the data builder's word2vec vectors (CRSLab's word2vec_redial.npy for KGSF and KBRD)
+        "flask",  # the web chat (crslab_c2crs.interactive.web)
     ],
     package_data={"crslab_c2crs.interactive": ["web.html"]},
     # selenium drives the system's Chromium (Debian's chromium and chromium-driver) in the web chat's browser test
