@@ -16,12 +16,12 @@ the side files written by ``python -m crslab_c2crs.data build redial``: ``c2crs_
 
 The options and their defaults are :class:`~crslab_c2crs.data.options.SampleOptions`.
 
-``side_data`` also gets ``token_freq`` (``List[int]``, vocab_size): how often each word occurs in the responses
-the conversation stage learns (Recommender turns of the training split); START, END, PAD and UNK are not words
-and count 0, so Eq. 12 gives them weight 1 (counting END once per response gave it alpha 0.04: the decoder
-then rarely stopped); ``copy_mask`` (``numpy`` bool, vocab_size): the tokens the copy mechanism may boost, KGSF's
-``copy_mask.npy`` written by the data builder; ``review_corpus_version`` (the review file's ``format_version``);
-and ``entity_reviews`` (entity id -> ranked sentence token ids).
+``side_data`` also gets ``token_freq`` and ``token_repeats`` (``List[int]``, vocab_size): how often each word occurs
+in the responses the conversation stage learns (Recommender turns of the training split), and how often twice in a
+row there; START, END, PAD and UNK are not words and count 0, so Eq. 12 gives them weight 1 (counting END once per
+response gave it alpha 0.04: the decoder then rarely stopped); ``copy_mask`` (``numpy`` bool, vocab_size): the
+tokens the copy mechanism may boost, KGSF's ``copy_mask.npy`` written by the data builder; ``review_corpus_version``
+(the review file's ``format_version``); and ``entity_reviews`` (entity id -> ranked sentence token ids).
 """
 from __future__ import annotations
 
@@ -109,6 +109,17 @@ def response_word_counts(samples: Sequence[Mapping[str, Any]], vocab_size: int, 
     for sample in samples:
         if sample["role"] == "Recommender":
             counts.update(sample["response"])
+    return [0 if idx in special_ids else counts.get(idx, 0) for idx in range(vocab_size)]
+
+
+def response_word_repeats(samples: Sequence[Mapping[str, Any]], vocab_size: int, special_ids: set) -> List[int]:
+    """Per token id, how often the Recommender responses of ``samples`` say it twice in a row (the words the
+    decoder's ``block_stutter`` rule lets repeat); ``special_ids`` count 0."""
+    counts: Counter = Counter()
+    for sample in samples:
+        if sample["role"] == "Recommender":
+            response = sample["response"]
+            counts.update(word for word, after in zip(response, response[1:]) if word == after)
     return [0 if idx in special_ids else counts.get(idx, 0) for idx in range(vocab_size)]
 
 
@@ -230,8 +241,9 @@ class ReDialReviewDataset(C2CRSFieldsMixin, _redial.ReDialDataset):
 
     def _side_data_process(self):
         side_data = super()._side_data_process()
-        side_data["token_freq"] = response_word_counts(self._train_samples, len(self.tok2ind),
-                                                       set(self.special_token_idx.values()))
+        specials = set(self.special_token_idx.values())
+        side_data["token_freq"] = response_word_counts(self._train_samples, len(self.tok2ind), specials)
+        side_data["token_repeats"] = response_word_repeats(self._train_samples, len(self.tok2ind), specials)
         side_data["copy_mask"] = self._copy_mask()
         side_data["review_corpus_version"] = self.review_corpus_version
         # interactive mode selects the review sentences of a live conversation from the same ranked lists

@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from loguru import logger
 
-from crslab_c2crs.data.dataset import C2CRSFieldsMixin, Mention, response_word_counts
+from crslab_c2crs.data.dataset import C2CRSFieldsMixin, Mention, response_word_counts, response_word_repeats
 from crslab_c2crs.data.layout import COPY_MASK_FILE, REVIEWS_FILE, build_hint, tgredial_dir, tgredial_kgsf_dir
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.registry import register_dataset
@@ -243,8 +243,9 @@ class TGReDialReviewDataset(C2CRSFieldsMixin, TGReDialDataset):
 
     def _data_preprocess(self, train_data, valid_data, test_data):
         train, valid, test, side_data = super()._data_preprocess(train_data, valid_data, test_data)
-        side_data["token_freq"] = response_word_counts(train, len(self.tok2ind),
-                                                       set(self.special_token_idx.values()))
+        specials = set(self.special_token_idx.values())
+        side_data["token_freq"] = response_word_counts(train, len(self.tok2ind), specials)
+        side_data["token_repeats"] = response_word_repeats(train, len(self.tok2ind), specials)
         side_data["review_corpus_version"] = self.review_corpus_version
         # interactive mode selects the review sentences of a live conversation from the same ranked lists
         side_data["entity_reviews"] = self.reviews

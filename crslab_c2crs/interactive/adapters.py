@@ -98,7 +98,7 @@ class C2CRSAdapter(Adapter):
         return self.model.recommend(batch, "test")[1]
 
     def _generate(self, batch) -> torch.Tensor:
-        return self.model.converse(batch, "test")[1]
+        return self.model.converse(batch, "test", chatting=True)[1]
 
 
 ADAPTERS = {"KGSF": KGSFAdapter, "KBRD": KBRDAdapter, "C2CRS": C2CRSAdapter}

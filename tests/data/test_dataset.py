@@ -103,6 +103,10 @@ def test_side_data(review_dataset):
     recommender = [s for s in dataset.train_data if s["role"] == "Recommender"]
     assert 0 < len(recommender) < len(dataset.train_data)
     assert sum(freq) == sum(sum(t not in special for t in s["response"]) for s in recommender)
+    repeats = dataset.side_data["token_repeats"]
+    assert len(repeats) == len(freq) and all(repeats[idx] == 0 for idx in special)
+    assert sum(repeats) == sum(sum(a == b and a not in special for a, b in zip(s["response"], s["response"][1:]))
+                               for s in recommender)
     mask = dataset.side_data["copy_mask"]
     assert mask.dtype == bool and mask.shape == (len(dataset.tok2ind),) and 0 < mask.sum() < len(mask)
     assert dataset.side_data["review_corpus_version"] == 1
@@ -125,3 +129,12 @@ def test_registered_in_crslab():
 
     assert crslab.data.dataset_register_table["ReDialReview"] is ReDialReviewDataset
     assert crslab.data.dataset_language_map["ReDialReview"] == "en"
+
+
+def test_response_word_repeats_on_hand_made_samples():
+    from crslab_c2crs.data.dataset import response_word_repeats
+
+    samples = [{"role": "Recommender", "response": [1, 5, 5, 5, 6, 2]},
+               {"role": "Seeker", "response": [1, 6, 6, 2]},  # not a response the conv stage learns
+               {"role": "Recommender", "response": [1, 6, 7, 6, 6, 2, 2]}]
+    assert response_word_repeats(samples, 8, {0, 1, 2, 3}) == [0, 0, 0, 0, 0, 2, 1, 0]

@@ -46,6 +46,7 @@ def test_data_sizes_cannot_be_overridden_from_the_yaml():
         ({"block_ngram": -1}, "'block_ngram' must be >= 0"),
         ({"stop_loss": "none"}, "'stop_loss' must be one of ('plain', 'weighted')"),
         ({"stop_rule": "maybe"}, "'stop_rule' must be one of ('stop_first', 'argmax')"),
+        ({"block_stutter": "sometimes"}, "'block_stutter' must be one of ('chat', 'always', 'never')"),
     ],
 )
 def test_invalid_values_name_the_key(opt, fragment):

@@ -4,7 +4,13 @@ import torch
 import torch.nn.functional as F
 
 import tiny_c2crs as tiny
-from crslab_c2crs.model.c2crs.decoder import repeated_ngram_ends, token_weights, weighted_nll
+from crslab_c2crs.model.c2crs.decoder import (
+    repeatable_tokens,
+    repeated_ngram_ends,
+    stutter_ends,
+    token_weights,
+    weighted_nll,
+)
 
 
 def _memory(model, batch):
@@ -305,3 +311,48 @@ def test_greedy_ngram_blocking_never_repeats_an_ngram_and_is_off_by_default():
     # the cached and the recomputing paths block the same tokens
     assert torch.equal(model.decoder.greedy(memory, 12, block_ngram=2),
                        model.decoder.greedy(memory, 12, use_cache=False, block_ngram=2))
+
+
+def test_repeatable_tokens_need_enough_repeats_in_count_and_share():
+    freq, repeats = [0, 0, 0, 0, 1000, 100, 600], [0, 0, 0, 0, 4, 3, 2]
+    # 4: 4 repeats in 1,000 (< 0.5%); 5: 3 in 100; 6: 2 (< 3); the vocabulary may be longer than the counts
+    assert repeatable_tokens(freq, repeats, 8).tolist() == [False] * 5 + [True, False, False]
+    assert not repeatable_tokens(None, None, 8).any()
+
+
+def test_stutter_ends_on_hand_made_rows():
+    may_repeat = torch.zeros(10, dtype=torch.bool)
+    may_repeat[9] = True
+    banned = stutter_ends(torch.tensor([[5, 6, 6], [7, 9, 9], [4, 4, 3]]), may_repeat)
+    assert [torch.nonzero(row).flatten().tolist() for row in banned] == [[6], [], [3]]
+    assert not stutter_ends(torch.zeros(2, 0, dtype=torch.long), may_repeat).any()
+
+
+def test_greedy_never_says_a_word_twice_in_a_row_unless_it_may_repeat():
+    def logits_of_step(step, batch_size):
+        """Row 0 prefers token 7 then 8, row 1 token 9 then 8, every step; END never."""
+        logits = torch.full((batch_size, 1, tiny.VOCAB_SIZE), -1e4)
+        logits[:, :, 8] = 1.0
+        logits[0, :, 7] = logits[1:, :, 9] = 2.0
+        return logits
+
+    greedy = _scripted_greedy(logits_of_step)
+    assert greedy(4)[:2] == [[7, 7, 7, 7], [9, 9, 9, 9]]
+    model = tiny.model()
+    assert model.may_repeat.nonzero().flatten().tolist() == [9]
+    assert greedy(4, may_repeat=model.may_repeat)[:2] == [[7, 8, 7, 8], [9, 9, 9, 9]]
+
+
+def test_block_stutter_applies_in_the_chat_by_default_and_as_configured():
+    batch = tiny.batch()
+    for rule, in_test, in_chat in (("chat", False, True), ("always", True, True), ("never", False, False)):
+        model = tiny.model(seed=3, block_stutter=rule, response_truncate=12).eval()
+        with torch.no_grad():
+            model.decoder.copy_output.bias[7] = 50.0  # token 7 dominates every step
+            model.decoder.copy_output.bias[tiny.END] = -50.0
+        memory = _memory(model, batch)
+        plain = model.decoder.greedy(memory, 12, stop_first=True)
+        blocked = model.decoder.greedy(memory, 12, stop_first=True, may_repeat=model.may_repeat)
+        assert not torch.equal(plain, blocked)
+        assert torch.equal(model.converse(batch, "test")[1], blocked if in_test else plain), rule
+        assert torch.equal(model.converse(batch, "test", chatting=True)[1], blocked if in_chat else plain), rule

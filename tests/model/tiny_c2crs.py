@@ -55,6 +55,8 @@ def side_data(copy_mask: Optional[Tensor] = None) -> Dict[str, Any]:
         "item_entity_ids": list(ITEMS),
         # END is counted often but, not being a word, weighs 1; every 12-token cycle holds frequent and rare words
         "token_freq": [0, 0, 40, 0] + [i % 12 for i in range(4, VOCAB_SIZE)],
+        # token 9 is said twice in a row often enough to repeat under block_stutter; token 7 is not
+        "token_repeats": [0] * 9 + [5] + [0] * (VOCAB_SIZE - 10),
     }
     if copy_mask is not None:
         data["copy_mask"] = copy_mask

@@ -64,6 +64,8 @@ KG_AGGREGATIONS = ("mean", "sum")
 HEAD_NORMS = ("batch", "none")
 STOP_LOSSES = ("plain", "weighted")
 STOP_RULES = ("stop_first", "argmax")
+# When greedy decoding refuses a word right after itself (``block_stutter``).
+STUTTER_RULES = ("chat", "always", "never")
 
 # Filled from CRSLab's vocab/side_data, never from the YAML.
 _DATA_FIELDS = (
@@ -106,6 +108,10 @@ class C2CRSConfig:
         block_ngram: n > 0 forbids greedy decoding to repeat an n-gram within a response (ParlAI's
             ``beam_block_ngram``, Hugging Face's ``no_repeat_ngram_size``); 0 (default) is the paper's plain greedy
             decoding. A decoding choice, not part of the model: the benchmark figures use 0.
+        block_stutter: when greedy decoding may not say a word right after itself ("so so so") unless the
+            training responses repeat that word so (:func:`~crslab_c2crs.model.c2crs.decoder.repeatable_tokens`):
+            ``"chat"`` (default: in the chat, not in the test pass, whose figures stay the paper's plain greedy
+            decoding), ``"always"`` or ``"never"``.
         token_freq_beta, token_freq_gamma: β and γ of Eq. 12.
         stop_loss: how the weighted loss of Eq. 11 treats END, which is not a word. ``"plain"`` (default): the
             stop decision keeps the plain likelihood, ``−log P(END)`` or ``−log P(continue)``, and α weighs only
@@ -152,6 +158,7 @@ class C2CRSConfig:
     learn_positional_embeddings: bool = False
     response_truncate: int = DEFAULTS.response_truncate
     block_ngram: int = 0
+    block_stutter: str = "chat"
     token_freq_beta: float = 1500.0
     token_freq_gamma: float = 0.02
     stop_loss: str = "plain"
@@ -260,6 +267,8 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
         raise ConfigError(f"C2CRS option 'stop_loss' must be one of {STOP_LOSSES}, got {value!r}")
     if name == "stop_rule" and value not in STOP_RULES:
         raise ConfigError(f"C2CRS option 'stop_rule' must be one of {STOP_RULES}, got {value!r}")
+    if name == "block_stutter" and value not in STUTTER_RULES:
+        raise ConfigError(f"C2CRS option 'block_stutter' must be one of {STUTTER_RULES}, got {value!r}")
     return value
 
 

@@ -70,6 +70,45 @@ def repeated_ngram_ends(generated: Tensor, n: int, vocab_size: int) -> Tensor:
     return banned.scatter_add_(1, windows[:, :, -1], match.to(banned.dtype)).gt(0)
 
 
+# A word may follow itself in a reply when the training responses repeat it so at least this often, in count and
+# as a share of its occurrences. On the ReDial training responses (3,200 conversations) that admits "!", "bye",
+# "very", "hey" and "love"; "it it", "you you" (typos, 0.1%) and "so so" (2 of 534) stay blocked.
+STUTTER_MIN_COUNT = 3
+STUTTER_MIN_RATE = 0.005
+
+
+def repeatable_tokens(token_freq: Optional[Sequence[int]], token_repeats: Optional[Sequence[int]],
+                      vocab_size: int) -> Tensor:
+    """BoolTensor ``(vocab_size,)``: the tokens the training responses say twice in a row at least
+    :data:`STUTTER_MIN_COUNT` times and in at least :data:`STUTTER_MIN_RATE` of their occurrences (none without
+    the counts)."""
+    may_repeat = torch.zeros(vocab_size, dtype=torch.bool)
+    if token_freq is None or token_repeats is None:
+        return may_repeat
+    freq = torch.as_tensor(list(token_freq), dtype=torch.float64)
+    repeats = torch.as_tensor(list(token_repeats), dtype=torch.float64)
+    ok = repeats.ge(STUTTER_MIN_COUNT) & repeats.ge(STUTTER_MIN_RATE * freq)
+    may_repeat[:len(ok)] = ok[:vocab_size]
+    return may_repeat
+
+
+def stutter_ends(generated: Tensor, may_repeat: Tensor) -> Tensor:
+    """The tokens that would repeat the last one of their row if generated next.
+
+    Args:
+        generated: ``(batch, t)`` tokens generated so far (without START).
+        may_repeat: BoolTensor ``(V,)`` of the tokens allowed to follow themselves (:func:`repeatable_tokens`).
+
+    Returns:
+        BoolTensor ``(batch, V)``: in row b, True at ``generated[b, -1]`` unless that token may repeat.
+    """
+    banned = torch.zeros(generated.shape[0], may_repeat.shape[0], dtype=torch.bool, device=generated.device)
+    if generated.shape[1] == 0:
+        return banned
+    last = generated[:, -1:]
+    return banned.scatter_(1, last, ~may_repeat[last])
+
+
 def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int,
                  end_token_idx: Optional[int] = None) -> Tensor:
     """Instance-weighted generation loss (Eq. 11), summed over the targets and divided by their number.
@@ -331,7 +370,7 @@ class C2CRSDecoder(nn.Module):
 
     @torch.no_grad()
     def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True, block_ngram: int = 0,
-               stop_first: bool = False) -> Tensor:
+               stop_first: bool = False, may_repeat: Optional[Tensor] = None) -> Tensor:
         """Greedy decoding until every row has emitted END or ``max_len`` tokens were generated.
 
         Args:
@@ -343,6 +382,8 @@ class C2CRSDecoder(nn.Module):
                 :func:`repeated_ngram_ends`); 0: plain greedy decoding.
             stop_first: decide the stop first: END exactly when ``P(END) > P(continue)`` (its logit above the
                 log-sum-exp of all others), else the most probable word. False: END competes with every word.
+            may_repeat: BoolTensor ``(V,)``: never pick the row's last word again unless it is True here (see
+                :func:`stutter_ends`); None: no such rule.
 
         Returns:
             ``(batch, ≤ max_len)`` generated ids without the leading START; after a row's END the rest of the
@@ -368,6 +409,8 @@ class C2CRSDecoder(nn.Module):
             if block_ngram:
                 logits = logits.masked_fill(repeated_ngram_ends(tokens[:, 1:], block_ngram, logits.shape[-1]),
                                             float("-inf"))
+            if may_repeat is not None:
+                logits = logits.masked_fill(stutter_ends(tokens[:, 1:], may_repeat), float("-inf"))
             next_token = logits.argmax(dim=-1)
             if stop_first:
                 next_token = next_token.masked_fill(stop, self.end_token_idx)

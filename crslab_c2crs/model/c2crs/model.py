@@ -29,7 +29,14 @@ from crslab_c2crs.model.c2crs.contrastive import (
     fine_loss,
     first_occurrences,
 )
-from crslab_c2crs.model.c2crs.decoder import C2CRSDecoder, DecoderMemory, teacher_forcing, token_weights, weighted_nll
+from crslab_c2crs.model.c2crs.decoder import (
+    C2CRSDecoder,
+    DecoderMemory,
+    repeatable_tokens,
+    teacher_forcing,
+    token_weights,
+    weighted_nll,
+)
 from crslab_c2crs.model.c2crs.encoders import (
     HistoryEncoder,
     HistoryEncoding,
@@ -88,7 +95,9 @@ class C2CRSModel(BaseModel):
         vocab: CRSLab vocabulary dict (``vocab_size``, ``n_entity``, ``pad``, ``start``, ``end``, ``pad_entity``).
         side_data: ``entity_kg`` (``edge`` list of (head, tail, relation), ``n_relation``),
             ``item_entity_ids``; optional ``token_freq`` (per-token-id counts over training responses; without
-            it every α is 1), ``copy_mask`` (bool per token id; without it every token is copyable) and
+            it every α is 1), ``token_repeats`` (per token id, how often those responses say it twice in a row:
+            the words ``block_stutter`` lets repeat), ``copy_mask`` (bool per token id; without it every token is
+            copyable) and
             ``embedding`` (pretrained word vectors).
     """
 
@@ -122,6 +131,8 @@ class C2CRSModel(BaseModel):
             side_data.get("token_freq"), config.vocab_size, config.token_freq_beta, config.token_freq_gamma, special
         )
         self.register_buffer("token_alpha", alpha, persistent=False)
+        self.register_buffer("may_repeat", repeatable_tokens(side_data.get("token_freq"), side_data.get(
+            "token_repeats"), config.vocab_size), persistent=False)
         self._kg_cache: Optional[Tuple[tuple, Tensor]] = None
         self.frozen: frozenset = frozenset()
 
@@ -331,10 +342,11 @@ class C2CRSModel(BaseModel):
         scores = self.recommender(self.kg_encoder(batch["context_entities"], nodes).pooled, nodes)
         return self.recommender.loss(scores, batch["item"]), scores
 
-    def converse(self, batch: Batch, mode: str) -> Tuple[Optional[Tensor], Tensor]:
+    def converse(self, batch: Batch, mode: str, chatting: bool = False) -> Tuple[Optional[Tensor], Tensor]:
         """Response generation (Eq. 10-12).
 
         Args:
+            chatting: decoding for the chat, which applies ``block_stutter: chat``.
             batch: needs ``context``, ``context_entities``, ``review``, ``review_row`` and (train/valid)
                 ``response``.
             mode: ``train``/``valid``: teacher forcing; ``test``: greedy decoding.
@@ -349,9 +361,11 @@ class C2CRSModel(BaseModel):
         _check_mode(mode)
         if mode == "test":
             with torch.no_grad():
+                stutter = self.config.block_stutter == "always" or (chatting and self.config.block_stutter == "chat")
                 return None, self.decoder.greedy(self._conv_memory(batch), self.config.response_truncate,
                                                  block_ngram=self.config.block_ngram,
-                                                 stop_first=self.config.stop_rule == "stop_first")
+                                                 stop_first=self.config.stop_rule == "stop_first",
+                                                 may_repeat=self.may_repeat if stutter else None)
         return self._generation_loss(batch["response"], self._conv_memory(batch), weighted=mode == "train")
 
     def forward(self, batch: Batch, stage: str, mode: str = "train") -> Tuple[Any, Any]:
