@@ -147,6 +147,67 @@ def patch_kbrd_user_embedding() -> None:
     kbrd.encode_user = encode_user
 
 
+def stutter_masked(model: Any, logits: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+    """``logits`` ``(batch, 1, V)`` of the next word with each row's last word banned when the chat gave ``model``
+    a ``may_repeat`` mask (``block_stutter``, :mod:`crslab_c2crs.interactive.adapters`); unchanged otherwise.
+    ``generated`` ``(batch, t)`` starts with START."""
+    may_repeat = getattr(model, "may_repeat", None)
+    if may_repeat is None:
+        return logits
+    from crslab_c2crs.model.c2crs.decoder import stutter_ends
+
+    return logits.masked_fill(stutter_ends(generated[:, 1:], may_repeat).unsqueeze(1), float("-inf"))
+
+
+def patch_baseline_stutter() -> None:
+    """KBRD's and KGSF's greedy decoding loops as CRSLab 0.1.2 writes them, with :func:`stutter_masked` applied to
+    each step's logits: the chat's ``block_stutter`` rule, which their loops leave no other place for."""
+    kbrd = _module("crslab.model.crs.kbrd.kbrd").KBRDModel
+    kgsf = _module("crslab.model.crs.kgsf.kgsf").KGSFModel
+    linear = torch.nn.functional.linear
+
+    def decode_greedy(self, encoder_states, user_embedding):
+        bsz = encoder_states[0].shape[0]
+        xs = self._starts(bsz)
+        incr_state = None
+        logits = []
+        for _ in range(self.longest_label):
+            scores, incr_state = self.decoder(xs, encoder_states, incr_state)
+            scores = scores[:, -1:, :]
+            token_logits = linear(scores, self.token_embedding.weight)
+            user_logits = self.user_proj_2(torch.relu(self.user_proj_1(user_embedding))).unsqueeze(1)
+            _, preds = stutter_masked(self, token_logits + user_logits, xs).max(dim=-1)
+            logits.append(scores)
+            xs = torch.cat([xs, preds], dim=1)
+            if ((xs == self.end_token_idx).sum(dim=1) > 0).sum().item() == bsz:
+                break
+        return torch.cat(logits, 1), xs
+
+    def decode_greedy_with_kg(self, token_encoding, entity_reps, entity_emb_attn, entity_mask, word_reps,
+                              word_emb_attn, word_mask):
+        batch_size = token_encoding[0].shape[0]
+        inputs = self._starts(batch_size).long()
+        incr_state = None
+        logits = []
+        for _ in range(self.response_truncate):
+            dialog_latent, incr_state = self.conv_decoder(inputs, token_encoding, word_reps, word_mask,
+                                                          entity_reps, entity_mask, incr_state)
+            dialog_latent = dialog_latent[:, -1:, :]
+            copy_latent = self.copy_norm(torch.cat((entity_emb_attn.unsqueeze(1), word_emb_attn.unsqueeze(1),
+                                                    dialog_latent), dim=-1))
+            copy_logits = self.copy_output(copy_latent) * self.copy_mask.unsqueeze(0).unsqueeze(0)
+            sum_logits = copy_logits + linear(dialog_latent, self.token_embedding.weight)
+            preds = stutter_masked(self, sum_logits, inputs).argmax(dim=-1).long()
+            logits.append(sum_logits)
+            inputs = torch.cat((inputs, preds), dim=1)
+            if ((inputs == self.end_token_idx).sum(dim=-1) > 0).sum().item() == batch_size:
+                break
+        return torch.cat(logits, dim=1), inputs
+
+    kbrd.decode_greedy = decode_greedy
+    kgsf._decode_greedy_with_kg = decode_greedy_with_kg
+
+
 def patch_offline_build() -> None:
     """CRSLab's ``build`` deletes a folder whose ``.built`` version differs and retries a dead download for
     minutes: fail in seconds instead, naming the folder and the command that builds it, and delete nothing."""
@@ -248,6 +309,7 @@ PATCHES: Dict[str, Callable[[], None]] = {
     "interactive_tokenizer": patch_interactive_tokenizer,
     "plain_backward": patch_plain_backward,
     "kbrd_user_embedding": patch_kbrd_user_embedding,
+    "baseline_stutter": patch_baseline_stutter,
     "offline_build": patch_offline_build,
     "evaluators": register_evaluators,
     "saved_systems": patch_saved_systems,

@@ -10,9 +10,10 @@ from typing import Any, Dict, List
 
 import torch
 
-from crslab_c2crs.data.dataset import c2crs_fields
+from crslab_c2crs.data.dataset import c2crs_fields, response_word_counts, response_word_repeats
 from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.interactive.session import ChatSession
+from crslab_c2crs.model.c2crs.decoder import repeatable_tokens
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -61,7 +62,23 @@ class Adapter:
         return self._generate(_to_device(self._conv_batch(self._sample(session)), self.device))[0].tolist()
 
 
-class KGSFAdapter(Adapter):
+class _CRSLabAdapter(Adapter):
+    """KGSF and KBRD: CRSLab's models, whose greedy loops apply the ``block_stutter`` rule when the model holds a
+    ``may_repeat`` mask (:func:`crslab_c2crs.compat.stutter_masked`); the chat sets it unless ``block_stutter`` is
+    ``never``. The test pass never sets it: their figures stay CRSLab's plain greedy decoding."""
+
+    def __init__(self, system):
+        super().__init__(system)
+        if system.opt.get("block_stutter", "chat") != "never":
+            vocab = system.vocab
+            specials = {vocab[name] for name in ("pad", "start", "end", "unk") if name in vocab}
+            samples, size = system.train_dataloader.dataset, len(vocab["tok2ind"])
+            self.model.may_repeat = repeatable_tokens(response_word_counts(samples, size, specials),
+                                                      response_word_repeats(samples, size, specials),
+                                                      size).to(self.device)
+
+
+class KGSFAdapter(_CRSLabAdapter):
     def _rec_scores(self, batch) -> torch.Tensor:
         return self.model.recommend(batch, "test")[2][:, self.item_ids]
 
@@ -69,7 +86,7 @@ class KGSFAdapter(Adapter):
         return self.model.converse(batch, "test")
 
 
-class KBRDAdapter(Adapter):
+class KBRDAdapter(_CRSLabAdapter):
     def _rec_scores(self, batch) -> torch.Tensor:
         return self.model.recommend(batch, "test")[1][:, self.item_ids]
 

@@ -5,12 +5,13 @@ pre-training may be kept and reused across runs (``pretrain_cache``), as C2-CRS'
 from __future__ import annotations
 
 import importlib
+from typing import Any, Mapping
 
 import torch
 from loguru import logger
 
 from crslab_c2crs.checkpoints import check_free_space, check_stored, load_into, load_state, save_state
-from crslab_c2crs.config import register_config_keys
+from crslab_c2crs.config import choice_error, register_config_check, register_config_keys
 from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
 
@@ -35,6 +36,18 @@ class _ItemScoreEvaluation:
 
 # pretrain_cache: keep KGSF's MIM pre-training in <save>/<checkpoint_dir>/pretrain.pth and reuse it when present
 register_config_keys("KGSF", ("pretrain_cache",), ())
+# block_stutter: the chat's rule against a word said twice in a row (crslab_c2crs.interactive.adapters)
+STUTTER_RULES = ("chat", "never")
+
+
+def _check_block_stutter(opt: Mapping[str, Any], source: str) -> None:
+    if opt.get("block_stutter", "chat") not in STUTTER_RULES:
+        raise choice_error("block_stutter", opt["block_stutter"], STUTTER_RULES, "rule", source)
+
+
+for _model in ("KGSF", "KBRD"):
+    register_config_keys(_model, ("block_stutter",), ())
+    register_config_check(_model, _check_block_stutter)
 
 
 @register_system("KGSF")
