@@ -59,7 +59,8 @@ def readme_commands():
                 yield command
 
 
-def test_readme_commands_name_what_exists():
+def test_readme_commands_name_what_exists(monkeypatch):
+    monkeypatch.chdir(ROOT)
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     checked = 0
     for command in readme_commands():
@@ -69,6 +70,11 @@ def test_readme_commands_name_what_exists():
         elif "run_crslab.py" in words:
             args = build_parser().parse_args(words[words.index("run_crslab.py") + 1:])
             load_config(ROOT / args.config, args.overrides, stage=args.stage, seed=args.seed)  # keys and values
+        elif words[1:3] == ["-m", "crslab_c2crs.interactive.web"]:
+            from crslab_c2crs.interactive.web import parse_args
+
+            for spec in parse_args(words[3:]).specs:  # config files, as the README runs them from the root
+                load_config(ROOT / spec.config, spec.overrides)
         elif words[1:2] == ["-m"] and words[2].split(".")[0] in ("bench", "crslab_c2crs"):
             module = words[2].replace(".", "/")
             assert (ROOT / f"{module}.py").exists() or (ROOT / module / "__main__.py").exists(), command
