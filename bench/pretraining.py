@@ -9,7 +9,8 @@ Usage::
 
 ``run`` pre-trains with the paper's schedule (13 coarse epochs, then 12 fine epochs) and keeps a snapshot after
 1, 2, 4 and 8 epochs of each stage (``save_epochs``); the stage checkpoints close the schedule. A killed run resumes
-at its latest snapshot or finished stage. From every budget, (coarse, fine) in (0, 0) (the ``no_pretrain``
+at its latest snapshot or finished stage: every epoch is snapshotted while its stage runs, and the snapshots that
+are not budgets are removed when the stage ends. From every budget, (coarse, fine) in (0, 0) (the ``no_pretrain``
 ablation), (1, 0), (2, 0), (4, 0), (8, 0), (13, 0), (13, 1), (13, 2), (13, 4), (13, 8), (13, 12), the rec stage runs
 with each rec seed, as ``bench.recommendation`` runs it (CRSLab protocol, the same budget and evaluator); each rec
 run's record, ``bench/results/redial-pretraining/<variant>/c<coarse>f<fine>-seed<seed>.json``, is skipped when it
@@ -38,7 +39,7 @@ from crslab_c2crs.atomic import write_json
 RECORDS = RESULTS / "redial-pretraining"
 STEM = RESULTS / "redial-pretraining"
 SCHEDULE = {"coarse": 13, "fine": 12}          # the paper's epochs (reference notes)
-SNAPSHOTS = [1, 2, 4, 8]
+SNAPSHOTS = [1, 2, 4, 8]                       # the budgets kept from within a stage
 BUDGETS: List[Tuple[int, int]] = ([(0, 0)] + [(c, 0) for c in SNAPSHOTS + [13]]
                                   + [(13, f) for f in SNAPSHOTS + [12]])
 VARIANTS = {"paper": [], "masked": ["pretrain_mask_mentions=true"], "dropout": ["pretrain_entity_dropout=0.3"]}
@@ -63,10 +64,13 @@ class Curve:
         """Run (or finish) one pre-training stage of the schedule, with its snapshots."""
         if self._save(f"{stage}.pth").is_file():
             return
-        done = [k for k in SNAPSHOTS if self._save(f"{stage}-epoch{k}.pth").is_file()]
+        # a snapshot after every epoch, so that a killed run loses at most one; those that are not budgets are
+        # removed once the stage is done (a snapshot, with its optimizer state, is about 1.1 GB)
+        every = list(range(1, SCHEDULE[stage]))
+        done = [k for k in every if self._save(f"{stage}-epoch{k}.pth").is_file()]
         overrides = VARIANTS[self.variant] + [
             f"checkpoint_dir={self.folder}", f"end_stage={stage}", f"{stage}.epoch={SCHEDULE[stage]}",
-            f"{stage}.save_epochs={SNAPSHOTS}", f"{stage}.valid_max_batches={PRETRAIN_VALID_BATCHES}"]
+            f"{stage}.save_epochs={every}", f"{stage}.valid_max_batches={PRETRAIN_VALID_BATCHES}"]
         if done:
             overrides.append(f"{stage}.resume_epoch={max(done)}")
             logger.info(f"[pretraining] {self.variant}: continuing {stage} after {max(done)} epochs")
@@ -76,6 +80,9 @@ class Curve:
         self.records.mkdir(parents=True, exist_ok=True)
         resumed = f"-from{max(done)}" if done else ""
         write_json(self.records / f"pretrain-seed{self.seed}-{stage}{resumed}.json", result, indent=1, default=str)
+        if self._save(f"{stage}.pth").is_file():
+            for epochs in sorted(set(every) - set(SNAPSHOTS)):
+                self._save(f"{stage}-epoch{epochs}.pth").unlink(missing_ok=True)
 
     def _budget_folder(self, coarse: int, fine: int) -> str:
         """A checkpoint folder holding the budget's checkpoints under the names the rec stage restores."""

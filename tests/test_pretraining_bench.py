@@ -40,3 +40,33 @@ def test_the_table_over_rec_seeds(tmp_path, monkeypatch):
     assert row["budget"] == [4, 0] and row["seeds"] == 2
     assert row["mean"]["hit@10"] == pytest.approx(0.18) and row["mean"]["valid_hit@10"] == pytest.approx(0.2)
     assert "| 4 | 0 | 2 | 0.2000 ± 0.0000 |" in curve.markdown(summary, "abc")
+
+
+def test_a_stage_snapshots_every_epoch_resumes_from_the_last_and_keeps_only_the_budgets(tmp_path, monkeypatch):
+    monkeypatch.setattr(curve, "RECORDS", tmp_path / "records")
+    run = curve.Curve("paper", 42, str(tmp_path), tmp_path / "work")
+    save = tmp_path / "save" / run.folder
+    save.mkdir(parents=True)
+    calls = []
+
+    def fake_run(name, model, seed, overrides, extra):
+        """The child: killed after 5 coarse epochs the first time, done the second."""
+        opts = dict(override.split("=", 1) for override in overrides)
+        calls.append(opts)
+        first = int(opts.get("coarse.resume_epoch", 0)) + 1
+        last = 5 if len(calls) == 1 else 13
+        for epochs in range(first, min(last, 12) + 1):
+            (save / f"coarse-epoch{epochs}.pth").write_text(str(epochs))
+        if last == 13:
+            (save / "coarse.pth").write_text("13")
+        return {}
+
+    monkeypatch.setattr(run.bench, "run", fake_run)
+    run._pretrain_stage("coarse")
+    assert calls[0]["coarse.save_epochs"] == str(list(range(1, 13))) and "coarse.resume_epoch" not in calls[0]
+    assert len(list(save.glob("coarse-epoch*.pth"))) == 5  # killed: every snapshot so far is kept
+    run._pretrain_stage("coarse")
+    assert calls[1]["coarse.resume_epoch"] == "5"
+    assert sorted(int(p.stem.split("epoch")[1]) for p in save.glob("coarse-epoch*.pth")) == curve.SNAPSHOTS
+    run._pretrain_stage("coarse")  # done: nothing runs
+    assert len(calls) == 2
