@@ -73,6 +73,7 @@ def check_run(args: argparse.Namespace, opt: Dict[str, Any]) -> None:
     """Check the flags against each other and every place the run will write or read a saved system, before any
     data is loaded: a run must not fail after hours of training because it cannot save."""
     from crslab_c2crs.config import model_name_of
+    from crslab_c2crs.data.layout import REDIAL_DATASETS
     from crslab_c2crs.errors import ConfigError, MissingDataError
     from crslab_c2crs.paths import check_output_file, check_writable_dir, checkpoint_dir, saved_system_file
     from crslab_c2crs.registry import crslab_table
@@ -91,7 +92,7 @@ def check_run(args: argparse.Namespace, opt: Dict[str, Any]) -> None:
         raise MissingDataError(f"-rs: no saved system at {saved_system_file(opt)}; train and save one first with "
                                f"-ss (same config, checkpoint_dir and --data-root){choose}")
     check_writable_dir(Path("log"), "log folder", "run from a folder where ./log can be written")
-    if opt.get("embedding") and opt["dataset"] in ("ReDial", "ReDialReview"):
+    if opt.get("embedding") and opt["dataset"] in REDIAL_DATASETS:
         import crslab.config
         from crslab_c2crs.data.builder.word2vec import check_word_vectors
         from crslab_c2crs.data.layout import redial_dir

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 
 import yaml
 
+from crslab_c2crs.data.layout import REDIAL_DATASETS
 from crslab_c2crs.data.targets import check_rec_targets
 from crslab_c2crs.errors import ConfigError
 
@@ -26,7 +27,7 @@ COMMON_KEYS: Set[str] = {
     "dataset", "tokenize", "model", "rec_model", "conv_model", "policy_model", "evaluator", "embedding",
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
     "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing",
-    "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets", "movie_slots",
+    "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets", "movie_slots", "eval_movie_slots",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
@@ -179,7 +180,7 @@ FLOAT_RANGES: Dict[str, Tuple[float, float]] = {
     "dropout": (0.0, 1.0), "attention_dropout": (0.0, 1.0), "relu_dropout": (0.0, 1.0),
 }
 BOOL_KEYS: Set[str] = {"fast_rgcn", "length_bucketing", "shuffle_train", "rec_exclude_context", "pretrain_cache",
-                       "movie_slots"}
+                       "movie_slots", "eval_movie_slots"}
 # The same for the keys of a stage section; a new integer stage key needs only a line here.
 STAGE_INT_KEYS: Dict[str, int] = {
     "epoch": 0, "batch_size": 1, "impatience": 1, "update_freq": 1, "max_batches": 1, "valid_max_batches": 1,
@@ -382,6 +383,9 @@ def check_config(opt: Mapping[str, Any], source: str) -> None:
                         f"{os.cpu_count()} (more only slows torch down, and exhausts memory long before 100000)",
                         source)
     check_rec_targets(opt, source)
+    if opt.get("eval_movie_slots") and opt.get("dataset") not in REDIAL_DATASETS:
+        raise ConfigError(f"eval_movie_slots: the test pass fills movie slots from ReDial's movies; dataset "
+                          f"{opt.get('dataset')!r} has none (correct it in {source})")
     for stage in sorted(_MODEL_STAGES[model]):
         _check_stage(stage, opt.get(stage), source)
     for check in _MODEL_CHECKS.get(model, ()):

@@ -25,14 +25,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import crslab.config
 from crslab_c2crs.atomic import atomic_write
-from crslab_c2crs.data.layout import redial_dir
+from crslab_c2crs.data.layout import REDIAL_DATASETS, redial_dir
 from crslab_c2crs.data.movies import Movie, load_movies
 from crslab_c2crs.data.targets import RecTargets, is_target_turn
 from crslab_c2crs.errors import ConfigError, MissingDataError
 from crslab_c2crs.evaluator import C2CRSEvaluator, GenPrediction, RecPrediction
-
-# Datasets whose samples are CRSLab's ReDial samples, read from dataset/redial/<tokenize>/test_data.json.
-REDIAL_DATASETS = ("ReDial", "ReDialReview")
 
 
 def check_supported(opt: Mapping[str, Any]) -> None:

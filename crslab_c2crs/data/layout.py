@@ -11,6 +11,8 @@ from pathlib import Path
 from crslab_c2crs.paths import DEFAULT_RAW, ENV_VAR
 
 SPLITS = ("train", "valid", "test")
+# The CRSLab datasets read from the ReDial folder (dataset/redial/<tokenize>/): its samples, movies and side files
+REDIAL_DATASETS = ("ReDial", "ReDialReview")
 
 # Side files beside CRSLab's dataset files
 REVIEWS_FILE = "c2crs_reviews.json"         # ranked review sentences per entity (both datasets)

@@ -29,6 +29,7 @@ from crslab_c2crs.data.tokenize import is_movie_token, movie_id, tokenize
 from crslab_c2crs.interactive.adapters import Adapter, adapter_for
 from crslab_c2crs.interactive.linker import MovieLinker
 from crslab_c2crs.interactive.session import ChatSession
+from crslab_c2crs.movie_slots import fill_slots
 
 EXIT, RESET = "[EXIT]", "[RESET]"
 # What a system's ``interact`` opens: the terminal chat below unless a front end is set (:func:`frontend`).
@@ -164,17 +165,9 @@ class Chat:
 def fill_movie_slots(tokens: List[str], ranked: Sequence[Movie]) -> List[str]:
     """``tokens`` with every movie the decoder named replaced by the next of ``ranked`` (the recommender's ranking,
     best first, without the movies already said): the reply and the list agree, a reply never names a movie twice
-    nor re-offers one the user named (the NTRD idea, Liang et al. 2021). A slot left when the ranking runs out is
+    nor re-offers one the user named (:mod:`crslab_c2crs.movie_slots`). A slot left when the ranking runs out is
     dropped."""
-    filled, queue = [], iter(ranked)
-    for token in tokens:
-        if movie_id(token) is None:
-            filled.append(token)
-            continue
-        movie = next(queue, None)
-        if movie is not None:
-            filled.append(f"@{movie.movie_id}")
-    return filled
+    return fill_slots(tokens, lambda token: movie_id(token) is not None, (f"@{movie.movie_id}" for movie in ranked))
 
 
 def printable(text: str) -> str:

@@ -10,8 +10,10 @@ from typing import Any, Mapping
 import torch
 from loguru import logger
 
+from crslab.system.utils.functions import ind2txt
 from crslab_c2crs.checkpoints import check_free_space, check_stored, load_into, load_state, save_state
 from crslab_c2crs.config import choice_error, register_config_check, register_config_keys
+from crslab_c2crs.movie_slots import slot_evaluation
 from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
 
@@ -21,11 +23,34 @@ _stock_kbrd = importlib.import_module("crslab.system.kbrd").KBRDSystem
 
 class _ItemScoreEvaluation:
     """``rec_evaluate`` of CRSLab's KGSF and KBRD systems, handing the evaluator every item's score; ``step`` notes
-    the stage, which a non-finite training loss is reported with (:mod:`crslab_c2crs.compat`)."""
+    the stage, which a non-finite training loss is reported with (:mod:`crslab_c2crs.compat`), and keeps a conv test
+    batch, whose responses ``conv_evaluate`` counts against the turn's ranking (:mod:`crslab_c2crs.movie_slots`)."""
 
     def step(self, batch, stage: str, mode: str):
         self.training_stage = stage
+        self._conv_test_batch = batch if (stage, mode) == ("conv", "test") else None
         return super().step(batch, stage, mode)
+
+    def _item_scores(self, batch) -> torch.Tensor:
+        """Scores ``(batch, n_items)`` of every item for the contexts of a conv batch."""
+        raise NotImplementedError
+
+    def _context_entities(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def conv_evaluate(self, prediction: torch.Tensor, response: torch.Tensor) -> None:
+        """CRSLab's, on the test pass's hypotheses counted (and, with ``eval_movie_slots``, filled) against each
+        turn's ranking."""
+        batch = getattr(self, "_conv_test_batch", None)
+        if batch is not None and "slots" not in self.__dict__:
+            self.slots = slot_evaluation(self)
+        if batch is None or self.slots is None:
+            super().conv_evaluate(prediction, response)
+            return
+        with torch.no_grad():
+            hypotheses = self.slots(prediction, self._item_scores(batch), self._context_entities(batch))
+        for hyp, ref in zip(hypotheses, response.tolist()):
+            self.evaluator.gen_evaluate(hyp, [ind2txt(ref, self.ind2tok, self.end_token_idx)])
 
     def rec_evaluate(self, rec_predict: torch.Tensor, item_label: torch.Tensor) -> None:
         """Score ``rec_predict`` ``(batch, n_entity)`` on the items against target entity ids ``item_label``
@@ -78,6 +103,15 @@ class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
         save_state({"model_state_dict": self.model.state_dict(), "stage": "pretrain"}, path)
         logger.info(f"[Saved the KGSF pre-training to {path}]")
 
+    def _item_scores(self, batch) -> torch.Tensor:
+        _, context_entities, context_words, _ = (element.to(self.device) for element in batch)
+        no_items = torch.zeros(len(context_entities), dtype=torch.long, device=self.device)
+        rec_batch = (context_entities, context_words, torch.zeros_like(context_entities), no_items)
+        return self.model.recommend(rec_batch, "test")[2][:, self.item_ids]
+
+    def _context_entities(self, batch) -> torch.Tensor:
+        return batch[1]
+
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import open_chat
 
@@ -87,6 +121,16 @@ class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
 @register_system("KBRD")
 class KBRDSystem(_ItemScoreEvaluation, _stock_kbrd):
     """CRSLab's KBRD system; ``interact`` opens the plugin's chat (see :mod:`crslab_c2crs.interactive.chat`)."""
+
+    def _item_scores(self, batch) -> torch.Tensor:
+        # the step has padded and moved ``context_entities`` in place
+        context_entities = batch["context_entities"].to(self.device)
+        no_items = torch.zeros(len(context_entities), dtype=torch.long, device=self.device)
+        return self.model.recommend({"context_entities": context_entities, "item": no_items}, "test")[1][
+            :, self.item_ids]
+
+    def _context_entities(self, batch) -> torch.Tensor:
+        return batch["context_entities"]
 
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import open_chat

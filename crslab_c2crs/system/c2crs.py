@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from loguru import logger
@@ -41,6 +41,7 @@ from crslab_c2crs.checkpoints import (
 from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.model.c2crs.id_floor import IdFloor
+from crslab_c2crs.movie_slots import slot_evaluation
 from crslab_c2crs.paths import checkpoint_dir
 from crslab_c2crs.registry import register_system
 from crslab_c2crs.reproducibility import seed_everything
@@ -68,6 +69,8 @@ class C2CRSSystem(BaseSystem):
         self.end_token_idx = vocab["end"]
         self.checkpoint_dir = str(checkpoint_dir(opt))
         self.stage_stats: Dict[str, Dict[str, float]] = {}
+        # the conv test pass counts each response's movies against its turn's ranking (eval_movie_slots fills them)
+        self.slots = slot_evaluation(self)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, stage: str) -> str:
@@ -145,7 +148,9 @@ class C2CRSSystem(BaseSystem):
         elif stage == "conv":
             if mode == "test":
                 _, generated = self.model.converse(batch, mode)
-                self.conv_evaluate(generated, batch["response"])
+                hypotheses = None if self.slots is None else self.slots(
+                    generated, self.model.item_scores(batch), batch["context_entities"])
+                self.conv_evaluate(generated, batch["response"], hypotheses)
                 return
             loss, _ = self.model.converse(batch, mode)
             if mode == "train":
@@ -177,11 +182,14 @@ class C2CRSSystem(BaseSystem):
         """Score the item ``scores`` (batch, n_items) against the target entity ids ``items`` (batch,)."""
         self.evaluator.evaluate_item_scores(scores, self.model.recommender.item_index(items).tolist())
 
-    def conv_evaluate(self, generated: torch.Tensor, response: torch.Tensor) -> None:
-        """Score generated ids (batch, T) against ``response`` (batch, Lt) that starts with START."""
-        for hyp, ref in zip(generated.tolist(), response[:, 1:].tolist()):
-            self.evaluator.gen_evaluate(ind2txt(hyp, self.ind2tok, self.end_token_idx),
-                                        [ind2txt(ref, self.ind2tok, self.end_token_idx)])
+    def conv_evaluate(self, generated: torch.Tensor, response: torch.Tensor,
+                      hypotheses: Optional[List[str]] = None) -> None:
+        """Score generated ids (batch, T), or their ``hypotheses`` as text (movie slots), against ``response``
+        (batch, Lt) that starts with START."""
+        if hypotheses is None:
+            hypotheses = [ind2txt(hyp, self.ind2tok, self.end_token_idx) for hyp in generated.tolist()]
+        for hyp, ref in zip(hypotheses, response[:, 1:].tolist()):
+            self.evaluator.gen_evaluate(hyp, [ind2txt(ref, self.ind2tok, self.end_token_idx)])
 
     # ------------------------------------------------------------------ stages
     def _stage_opt(self, stage: str) -> Dict[str, Any]:

@@ -338,9 +338,14 @@ class C2CRSModel(BaseModel):
             ``recommender.item_entity_ids[j]`` (``recommender.item_index`` maps entity ids to columns).
         """
         _check_mode(mode)
-        nodes = self.encode_kg()
-        scores = self.recommender(self.kg_encoder(batch["context_entities"], nodes).pooled, nodes)
+        scores = self.item_scores(batch)
         return self.recommender.loss(scores, batch["item"]), scores
+
+    def item_scores(self, batch: Batch) -> Tensor:
+        """The recommender's scores ``(batch, n_items)`` of every item for ``batch["context_entities"]`` (Eq. 8),
+        without a target: what the conv test pass ranks a response's movies against."""
+        nodes = self.encode_kg()
+        return self.recommender(self.kg_encoder(batch["context_entities"], nodes).pooled, nodes)
 
     def converse(self, batch: Batch, mode: str, chatting: bool = False) -> Tuple[Optional[Tensor], Tensor]:
         """Response generation (Eq. 10-12).
