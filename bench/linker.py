@@ -106,16 +106,22 @@ def run(data_root: str) -> Dict[str, Any]:
             for name, cases in sets.items()}
 
 
-def markdown(report: Dict[str, Any], commit: str) -> str:
-    lines = ["# The chat's movie linker: precision and recall", "",
-             f"`python -m bench.linker` at `{commit}`; how the sets are made: `bench/linker.py`.", "",
-             "| set | linker | links | correct | expected | found | precision | recall | F1 |",
+def table(report: Optional[Dict[str, Any]] = None) -> str:
+    """The report's table (by default the committed one's, for docs/chat.md's cog block)."""
+    report = report or json.loads(STEM.with_suffix(".json").read_text(encoding="utf-8"))
+    lines = ["| set | linker | links | correct | expected | found | precision | recall | F1 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, settings in report["sets"].items():
         for setting, row in settings.items():
             lines.append(f"| {name} | {setting} | {row['links']} | {row['correct']} | {row['expected']} | "
                          f"{row['found']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
+
+
+def markdown(report: Dict[str, Any], commit: str) -> str:
+    return "\n".join(["# The chat's movie linker: precision and recall", "",
+                      f"`python -m bench.linker` at `{commit}`; how the sets are made: `bench/linker.py`.", "",
+                      table(report), ""])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -40,6 +40,7 @@ from cogapp import Cog
 from loguru import logger
 
 from bench.redial import (
+    COG_DOCS,
     CONFIGS,
     ROOT,
     SHORTCUTS,
@@ -98,8 +99,7 @@ VARIANT_LABELS = {"no_bias": "no item bias"}
 README_COLUMNS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50", "hit@50"))
 DOCS_COLUMNS = README_COLUMNS + (("R@10, no context entity", "entityless_hit@10"), ("valid R@10", "valid_hit@10"))
 REPORT_COLUMNS = TABLE + DOCS_COLUMNS[3:]
-# The files whose tables `report` regenerates (cog blocks calling this module).
-DOCS = ("README.md", "docs/results.md")
+
 
 
 def commit_state() -> str:
@@ -464,7 +464,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             require_built_data(tabulate, args.data_root)
         report(args.data_root)
         # the README's and docs/results.md's tables are cog blocks over the report just written
-        return Cog().main(["cog", "-r", *(str(ROOT / path) for path in DOCS)])
+        return Cog().main(["cog", "-r", *(str(ROOT / path) for path in COG_DOCS)])
     models = [model for model in args.models.split(",") if model]
     unknown = sorted(set(models) - set(CONFIGS))
     if unknown:
