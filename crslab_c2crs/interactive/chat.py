@@ -56,12 +56,13 @@ def build_session(system) -> ChatSession:
 @dataclass
 class Turn:
     """One exchange, as shown: notes on the input, the linked movies (display titles) and other entities, the
-    reply with its movies as titles, the top recommended titles, and the time the turn took."""
+    reply with its movies as titles, the movies it names, the top recommended titles, and the time the turn took."""
 
     notes: List[str]
     linked: List[str]
     entities: List[str]
     reply: str
+    reply_movies: List[str]
     recommended: List[str]
     latency_ms: float
 
@@ -139,6 +140,8 @@ class Chat:
         return Turn(notes=notes, linked=list(dict.fromkeys(movie.display for movie in understood.movies)),
                     entities=list(dict.fromkeys(entity_label(name) or name for name in understood.entities)),
                     reply=self._display(reply) or "...",
+                    reply_movies=[self.session.movie_linker.by_id[movie_id(token)].display for token in reply
+                                  if movie_id(token) in self.session.movie_linker.by_id],
                     recommended=[movie.display for movie in recommended[:self.topk]], latency_ms=latency_ms)
 
     def turn(self, text: str) -> List[str]:

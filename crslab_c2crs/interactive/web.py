@@ -94,7 +94,7 @@ def create_app(chats: Dict[str, Chat]) -> Flask:
             turns = {name: chat.respond(text) for name, chat in chats.items()}
         return jsonify(turns=[{"model": name, **(dataclasses.asdict(turn) if turn else {
             "notes": ["Say something about movies you like."], "linked": [], "entities": [], "reply": "",
-            "recommended": [], "latency_ms": 0.0})} for name, turn in turns.items()])
+            "reply_movies": [], "recommended": [], "latency_ms": 0.0})} for name, turn in turns.items()])
 
     @app.post("/reset")
     def reset() -> Response:

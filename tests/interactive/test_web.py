@@ -11,7 +11,8 @@ from crslab_c2crs.interactive import web
 from tests.tiny_runs import SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ("KBRD", "C2CRS")
+MODELS = ("KGSF", "KBRD", "C2CRS")
+TOPK = 10
 INJECTION = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 
 
@@ -30,7 +31,7 @@ def app(tiny_root, tmp_path_factory):
         for model in MODELS:
             argv = ["-c", spec(model).config, "-g", "-1", "--data-root", str(tiny_root), "--seed", "1", "-ss"]
             assert main(argv + [arg for override in spec(model).overrides for arg in ("--set", override)]) == 0
-        chats = {spec(model).name: web.load_chat(spec(model), str(tiny_root), "-1", 5) for model in MODELS}
+        chats = {spec(model).name: web.load_chat(spec(model), str(tiny_root), "-1", TOPK) for model in MODELS}
     return web.create_app(chats)
 
 
@@ -49,12 +50,13 @@ def turn(client, text):
 
 @pytest.mark.slow
 def test_every_model_answers_each_turn(client):
-    assert client.get("/models").get_json()["models"] == ["KBRD (web_KBRD)", "C2CRS (web_C2CRS)"]
+    names = [f"{model} (web_{model})" for model in MODELS]
+    assert client.get("/models").get_json()["models"] == names
     turns = turn(client, "hi , I like the shinning ( 1991 ) and Forrest Gump")
-    assert list(turns) == ["KBRD (web_KBRD)", "C2CRS (web_C2CRS)"]
+    assert list(turns) == names
     for entry in turns.values():
         assert entry["linked"] == ["The Shining (1991)", "Forrest Gump (1993)"]
-        assert entry["reply"] and len(entry["recommended"]) == 5 and entry["latency_ms"] > 0
+        assert entry["reply"] and len(entry["recommended"]) == TOPK and entry["latency_ms"] > 0
         assert "The Shining (1991)" not in entry["recommended"]
     assert "<html" in client.get("/").get_data(as_text=True)
 
@@ -82,6 +84,29 @@ def test_reset_starts_a_new_conversation(client, app):
     assert client.post("/reset").get_json() == {"reset": True}
     first = turn(client, "hello")
     assert all(entry["linked"] == [] for entry in first.values())
+
+
+SCRIPT = ["hi , I like the shinning ( 1991 ) and Forrest Gump", "have you seen @100007 ?", "I liked Forrest Gump",
+          "any funny movie with Tom Hanks ?", "what about The Shining ?", "something scary please", "and Big ?",
+          "I want a scary movie", "tell me more", "I already saw that", "something newer ?", "ok , what else ?",
+          "I liked Tiny Picture 7", "any comedy ?", "a movie for kids ?", "thanks , one more ?", "something sad",
+          "I loved Forrest Gump ( 1993 )", "anything like The Shining ?", "great , thanks", "bye"]
+
+
+@pytest.mark.slow
+def test_in_a_long_conversation_replies_never_offer_what_was_said_and_name_only_the_top_10(client):
+    """The issue's target, for every model: over 21 turns no reply offers a movie the user named (nor one said
+    before), and every movie a reply names is in that turn's top 10."""
+    said = {name: set() for name in (spec(model).name for model in MODELS)}
+    named = 0
+    for message in SCRIPT:
+        for name, entry in turn(client, message).items():
+            said[name].update(entry["linked"])
+            assert not set(entry["reply_movies"]) & said[name], (message, name, entry)
+            assert set(entry["reply_movies"]) <= set(entry["recommended"]), (message, name, entry)
+            said[name].update(entry["reply_movies"])
+            named += len(entry["reply_movies"])
+    assert named > 0  # the tiny decoders do name movies, so the check has something to check
 
 
 def test_the_command_line_is_checked_before_anything_loads(tmp_path, capsys):
@@ -135,7 +160,7 @@ def test_a_scripted_conversation_in_a_real_browser(app):
             turns = column.find_elements(By.CSS_SELECTOR, ".turn")
             assert "Linked: The Shining (1991), Forrest Gump (1993)" in turns[0].text
             assert all(t.find_element(By.CSS_SELECTOR, ".reply").text for t in turns)
-            assert all(len(t.find_elements(By.CSS_SELECTOR, ".recommended li")) == 5 for t in turns)
+            assert all(len(t.find_elements(By.CSS_SELECTOR, ".recommended li")) == TOPK for t in turns)
             assert turns[1].find_element(By.CSS_SELECTOR, ".user").text == "You: " + INJECTION
         # the injected markup was shown, never run
         assert driver.execute_script("return window.pwned") is None
