@@ -82,6 +82,8 @@ TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "m
          ("new R@10", "new_hit@10"))
 TESTED_KS = (10, 50)
 MODEL_ORDER = ("C2CRS", "KGSF", "KBRD", "RepeatContext", "Popularity")
+# Test targets by the number of entities in their context: (label, fewest, most or None)
+CONTEXT_BUCKETS = (("1-2", 1, 2), ("3-5", 3, 5), ("6+", 6, None))
 # Published figures, R@1 / R@10 / R@50 on ReDial, each beside the protocol it was measured under: the C2-CRS paper's
 # Table 1 (its C2-CRS row from the authors' code, which scores every turn that mentions a movie; its KGSF and KBRD
 # rows the KGSF paper's own, Recommender turns only) and Kostric & Balog's standardized re-runs (SIGIR 2026,
@@ -212,9 +214,9 @@ def load_runs(protocol: str) -> Dict[str, List[Dict[str, Any]]]:
     return {name: sorted(results, key=lambda result: result["seed"]) for name, results in runs.items()}
 
 
-def entityless_targets(data_root: str) -> Dict[str, List[str]]:
-    """Per protocol, the keys (``conv_id/turn/target index``) of the test targets whose context holds no entity:
-    the samples a recommender without an item bias cannot rank (every score is 0)."""
+def context_sizes(data_root: str) -> Dict[str, Dict[str, int]]:
+    """Per protocol, the number of entities in the context of every test target (keyed ``conv_id/turn/target
+    index``): 0 for the targets a recommender without an item bias cannot rank (every score is 0)."""
     import importlib
 
     from crslab_c2crs import compat
@@ -226,20 +228,25 @@ def entityless_targets(data_root: str) -> Dict[str, List[str]]:
     dataset = importlib.import_module("crslab.data.dataset.redial.redial").ReDialDataset({}, "nltk")
     conversations = json.loads((redial_dir(Path(data_root)) / "test_data.json").read_text(encoding="utf-8"))
     located = sample_turns(conversations, dataset.test_data)
-    keys: Dict[str, List[str]] = {protocol: [] for protocol in PROTOCOLS}
+    sizes: Dict[str, Dict[str, int]] = {protocol: {} for protocol in PROTOCOLS}
     for (conv_id, turns), sample in zip(located, dataset.test_data):
-        if sample["context_entities"]:
-            continue
         for protocol in PROTOCOLS:
             if is_target_turn(sample, protocol):
-                keys[protocol] += [f"{conv_id}/{len(turns) - 1}/{index}" for index in range(len(sample["items"]))]
-    return keys
+                for index in range(len(sample["items"])):
+                    sizes[protocol][f"{conv_id}/{len(turns) - 1}/{index}"] = len(sample["context_entities"])
+    return sizes
 
 
-def summarise(protocol: str, entityless: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+def hit_rate(ranks: Dict[str, Optional[int]], keys: List[str], k: int = 10) -> float:
+    """Recall@k over the targets ``keys`` of one run's ``ranks``."""
+    return sum(ranks[key] is not None and ranks[key] < k for key in keys) / max(len(keys), 1)
+
+
+def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dict[str, Any]]:
     """Per recorded name of ``protocol``: seeds, commits, mean and std of every table metric and of the validation
-    Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50. A shortcut baseline is
-    deterministic: its one run stands for every seed."""
+    Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50; with the targets' context
+    ``sizes``, Recall@10 on the targets with no context entity and per :data:`CONTEXT_BUCKETS`. A shortcut baseline
+    is deterministic: its one run stands for every seed."""
     runs = load_runs(protocol)
     names = sorted(runs, key=lambda name: (MODEL_ORDER.index(runs[name][0]["model"]), name))
     reference = [run["ranks"] for run in runs.get(REFERENCE, [])]
@@ -255,12 +262,13 @@ def summarise(protocol: str, entityless: Optional[List[str]] = None) -> List[Dic
                                "mean": {}, "std": {}, "tests": {}}
         for _, key in TABLE:
             row["mean"][key], row["std"][key] = mean_std([r["test"][key] for r in results])
-        if entityless is not None:
-            subset = [key for key in entityless if key in results[0]["ranks"]]
-            row["n_entityless"] = len(subset)
-            row["mean"]["entityless_hit@10"], row["std"]["entityless_hit@10"] = mean_std(
-                [sum(r["ranks"][key] is not None and r["ranks"][key] < 10 for key in subset) / max(len(subset), 1)
-                 for r in results])
+        if sizes is not None:
+            for bucket, low, high in (("entityless", 0, 0),) + CONTEXT_BUCKETS:
+                subset = [key for key in results[0]["ranks"]
+                          if low <= sizes[key] and (high is None or sizes[key] <= high)]
+                row[f"n_{bucket}"] = len(subset)
+                row["mean"][f"{bucket}_hit@10"], row["std"][f"{bucket}_hit@10"] = mean_std(
+                    [hit_rate(r["ranks"], subset) for r in results])
         valid = [r["valid_recall_at_10"] for r in results if r.get("valid_recall_at_10") is not None]
         if valid:
             row["mean"]["valid_hit@10"], row["std"]["valid_hit@10"] = mean_std(valid)
@@ -379,6 +387,18 @@ def paper_finding(report: Dict[str, Any]) -> str:
             f"{others}.")
 
 
+def bucket_table(report: Dict[str, Any], protocol: str) -> str:
+    """Test Recall@10 of each model (no variant) by the number of entities in the target's context."""
+    rows = [row for row in report["protocols"][protocol] if not row.get("variant")]
+    buckets = [("entityless", "0")] + [(bucket, bucket) for bucket, _, _ in CONTEXT_BUCKETS]
+    lines = ["| model | " + " | ".join(f"{shown} context entities ({rows[0][f'n_{bucket}']} targets)"
+                                       for bucket, shown in buckets) + " |", "|---" * (len(buckets) + 1) + "|"]
+    for row in rows:
+        lines.append(f"| {label(row)} | " + " | ".join(f"{row['mean'][f'{bucket}_hit@10']:.3f}"
+                                                       for bucket, _ in buckets) + " |")
+    return "\n".join(lines)
+
+
 def cog_table(protocol: str, detail: bool = False) -> str:
     """A table of the committed report for a cog block of the README (``detail=False``) or docs/results.md."""
     return table(load_report(), protocol, DOCS_COLUMNS if detail else README_COLUMNS, variants=detail)
@@ -437,9 +457,9 @@ def plot(report: Dict[str, Any], path: Path) -> None:
 def report(data_root: Optional[str] = None) -> Dict[str, Any]:
     """Summarise every protocol's records into ``redial-rec.{json,md,png}``; with the built data at ``data_root``,
     also Recall@10 on the targets whose context holds no entity."""
-    entityless = entityless_targets(data_root) if data_root else {}
+    sizes = context_sizes(data_root) if data_root else {}
     result = {"git_commit": git_commit(),
-              "protocols": {protocol: summarise(protocol, entityless.get(protocol)) for protocol in PROTOCOLS}}
+              "protocols": {protocol: summarise(protocol, sizes.get(protocol)) for protocol in PROTOCOLS}}
     write_report(STEM, result, markdown(result))
     plot(result, STEM.with_suffix(".png"))
     return result

@@ -43,11 +43,18 @@ def test_summary_over_seeds_with_paired_tests(tmp_path, monkeypatch):
     for seed, hit10 in ((42, 0.74), (43, 0.76)):
         json.dump(record("C2CRS", "C2CRS", seed, strong, hit10), open(folder / f"C2CRS-seed{seed}.json", "w"))
     json.dump(record("Popularity", "Popularity", 42, weak, 0.125), open(folder / "Popularity-seed42.json", "w"))
-    rows = {row["name"]: row for row in rec.summarise("recommender", entityless=keys[:4] + keys[35:])}
+    # context sizes: 9 targets with none (4 hit), 20 with 1-2 (all hit), 11 with 7 (6 hit)
+    sizes = {key: 0 for key in keys[:4] + keys[35:]} | {key: 1 for key in keys[4:24]} | {key: 7 for key in keys[24:35]}
+    rows = {row["name"]: row for row in rec.summarise("recommender", sizes)}
     c2crs, popularity = rows["C2CRS"], rows["Popularity"]
     assert c2crs["seeds"] == [42, 43] and c2crs["mean"]["hit@10"] == pytest.approx(0.75)
     assert c2crs["std"]["hit@10"] == pytest.approx(0.0141421, abs=1e-6)
     assert c2crs["n_entityless"] == 9 and c2crs["mean"]["entityless_hit@10"] == pytest.approx(4 / 9)
+    assert (c2crs["n_1-2"], c2crs["n_3-5"], c2crs["n_6+"]) == (20, 0, 11)
+    assert c2crs["mean"]["1-2_hit@10"] == 1.0 and c2crs["mean"]["6+_hit@10"] == pytest.approx(6 / 11)
+    buckets = rec.bucket_table({"protocols": {"recommender": list(rows.values())}}, "recommender")
+    assert "| 0 context entities (9 targets) | 1-2 context entities (20 targets) |" in buckets
+    assert "| C2-CRS | 0.444 | 1.000 | 0.000 | 0.545 |" in buckets
     assert popularity["deterministic"] and popularity["std"]["hit@10"] == 0.0
     test = popularity["tests"]["hit@10"]
     assert test["difference"] == pytest.approx(0.625) and test["p_value"] < 1e-3 and test["n"] == 40
