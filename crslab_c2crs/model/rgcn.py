@@ -109,6 +109,7 @@ def _build_adjacency(
         value,
         (num_nodes, num_pairs),
         check_invariants=False,
+        device=source.device,
     ).coalesce()
     pair_source = unique_keys % num_nodes
     basis = {}
@@ -121,7 +122,7 @@ def _build_adjacency(
         # Transposing a matrix whose values are their own positions gives the transpose's value order.
         position = torch.arange(num_pairs * num_bases, dtype=torch.float64, device=source.device)
         transposed = torch.sparse_csr_tensor(
-            crow, col, position, (num_pairs, num_bases * num_nodes), check_invariants=False
+            crow, col, position, (num_pairs, num_bases * num_nodes), check_invariants=False, device=source.device
         ).to_sparse_csc()
         basis = dict(
             basis_crow=crow,
@@ -159,7 +160,7 @@ class _BasisMessages(torch.autograd.Function):
         values = comp[adjacency.pair_relation].reshape(-1)
         shape = (adjacency.pair_source.numel(), weight.shape[0] * weight.shape[1])
         select = torch.sparse_csr_tensor(
-            adjacency.basis_crow, adjacency.basis_col, values, shape, check_invariants=False
+            adjacency.basis_crow, adjacency.basis_col, values, shape, check_invariants=False, device=values.device
         )
         # backward needs the same per-pair coefficients: saved, not gathered again
         ctx.save_for_backward(comp, weight, values)
@@ -179,7 +180,7 @@ class _BasisMessages(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             pattern = torch.sparse_csr_tensor(
                 adjacency.basis_crow, adjacency.basis_col, torch.zeros_like(values),
-                (num_pairs, flat_weight.shape[0]), check_invariants=False,
+                (num_pairs, flat_weight.shape[0]), check_invariants=False, device=values.device,
             )
             per_pair = torch.sparse.sampled_addmm(
                 pattern, grad_messages, flat_weight.t(), beta=0.0
@@ -188,7 +189,7 @@ class _BasisMessages(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             select_t = torch.sparse_csr_tensor(
                 adjacency.basis_t_crow, adjacency.basis_t_col, values[adjacency.basis_t_perm],
-                (flat_weight.shape[0], num_pairs), check_invariants=False,
+                (flat_weight.shape[0], num_pairs), check_invariants=False, device=values.device,
             )
             grad_weight = (select_t @ grad_messages).view_as(weight)
         return grad_comp, grad_weight, None

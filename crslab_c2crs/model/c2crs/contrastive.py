@@ -91,7 +91,7 @@ def info_nce(x: Tensor, y: Tensor, temperature: float) -> Tensor:
     z = F.normalize(torch.cat([x, y]), dim=-1)
     logits = (z @ z.t()) / temperature
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    target = torch.cat([torch.arange(n, 2 * n, device=z.device), torch.arange(n, device=z.device)])
     return F.cross_entropy(logits, target)
 
 
