@@ -5,7 +5,6 @@ tensor that would land on the CPU beside CUDA inputs on a GPU run fails the step
 own steps run around the forwards as they are: CRSLab's batch padding and moves, our evaluator, and the backward
 pass (the optimizer step is left out: Adam keeps its step counter on the CPU on purpose)."""
 import contextlib
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,10 +12,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
 from crslab_c2crs.evaluator import C2CRSEvaluator
-from crslab_c2crs.interactive import web
-from tests.tiny_runs import SHORT
+from tests.tiny_runs import saved_chats
 
-ROOT = Path(__file__).resolve().parent
 # the model methods each system calls from its step
 FORWARDS = {"KGSF": ("forward",), "KBRD": ("forward",), "C2CRS": ("pretrain", "recommend", "converse")}
 STAGES = {"KGSF": ("pretrain", "rec", "conv"), "KBRD": ("rec", "conv"), "C2CRS": ("coarse", "fine", "rec", "conv")}
@@ -53,21 +50,10 @@ def forwards_on_meta(model, names):
 
 @pytest.fixture(scope="module")
 def systems(tiny_root, tmp_path_factory):
-    from crslab_c2crs.cli import main
-
-    workdir = tmp_path_factory.mktemp("devices")
-    loaded = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        for model in STAGES:
-            config = str(ROOT.parent / f"config/{model.lower()}/redial.yaml")
-            overrides = ["num_threads=1", f"checkpoint_dir=devices_{model}", *SHORT[model]]
-            argv = ["-c", config, "-g", "-1", "--data-root", str(tiny_root), "--seed", "1", "-ss"]
-            assert main(argv + [arg for override in overrides for arg in ("--set", override)]) == 0
-            system = web.load_chat(web.ModelSpec(config, overrides), str(tiny_root), "-1", 5).adapter.system
-            system.evaluator = C2CRSEvaluator("en")  # a restored (-rs -i) system has none
-            loaded[model] = system
-    return loaded
+    chats = saved_chats(STAGES, tiny_root, tmp_path_factory.mktemp("devices"), "devices")
+    for chat in chats.values():
+        chat.adapter.system.evaluator = C2CRSEvaluator("en")  # a restored (-rs -i) system has none
+    return {model: chat.adapter.system for model, chat in chats.items()}
 
 
 def first_batch(system, stage):

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from crslab_c2crs.interactive import web
 from crslab_c2crs.interactive.adapters import _to_device
-from tests.tiny_runs import SHORT
+from tests.tiny_runs import saved_chats
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPS = {"KBRD": ("crslab.model.crs.kbrd.kbrd", "KBRDModel", "decode_greedy"),
@@ -26,20 +25,7 @@ def stock_loop(model_name: str):
 
 @pytest.fixture(scope="module")
 def chats(tiny_root, tmp_path_factory):
-    from crslab_c2crs.cli import main
-
-    workdir = tmp_path_factory.mktemp("stutter")
-    loaded = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        for model in LOOPS:
-            overrides = ["num_threads=1", f"checkpoint_dir=stutter_{model}", *SHORT[model]]
-            argv = ["-c", str(ROOT / f"config/{model.lower()}/redial.yaml"), "-g", "-1", "--data-root",
-                    str(tiny_root), "--seed", "1", "-ss"]
-            assert main(argv + [arg for override in overrides for arg in ("--set", override)]) == 0
-            spec = web.ModelSpec(str(ROOT / f"config/{model.lower()}/redial.yaml"), overrides)
-            loaded[model] = web.load_chat(spec, str(tiny_root), "-1", 5)
-    return loaded
+    return saved_chats(LOOPS, tiny_root, tmp_path_factory.mktemp("stutter"), "stutter")
 
 
 @pytest.mark.slow

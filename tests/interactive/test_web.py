@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crslab_c2crs.interactive import web
-from tests.tiny_runs import SHORT
+from tests.tiny_runs import saved_chats
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("KGSF", "KBRD", "C2CRS")
@@ -16,23 +16,14 @@ TOPK = 10
 INJECTION = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 
 
-def spec(model: str) -> web.ModelSpec:
-    return web.ModelSpec(str(ROOT / f"config/{model.lower()}/redial.yaml"),
-                         ["num_threads=1", f"checkpoint_dir=web_{model}", *SHORT[model]])
+def name(model: str) -> str:
+    return f"{model} (web_{model})"
 
 
 @pytest.fixture(scope="module")
 def app(tiny_root, tmp_path_factory):
-    from crslab_c2crs.cli import main
-
-    workdir = tmp_path_factory.mktemp("web")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        for model in MODELS:
-            argv = ["-c", spec(model).config, "-g", "-1", "--data-root", str(tiny_root), "--seed", "1", "-ss"]
-            assert main(argv + [arg for override in spec(model).overrides for arg in ("--set", override)]) == 0
-        chats = {spec(model).name: web.load_chat(spec(model), str(tiny_root), "-1", TOPK) for model in MODELS}
-    return web.create_app(chats)
+    chats = saved_chats(MODELS, tiny_root, tmp_path_factory.mktemp("web"), "web", TOPK)
+    return web.create_app({name(model): chat for model, chat in chats.items()})
 
 
 @pytest.fixture
@@ -50,7 +41,7 @@ def turn(client, text):
 
 @pytest.mark.slow
 def test_every_model_answers_each_turn(client):
-    names = [f"{model} (web_{model})" for model in MODELS]
+    names = [name(model) for model in MODELS]
     assert client.get("/models").get_json()["models"] == names
     turns = turn(client, "hi , I like the shinning ( 1991 ) and Forrest Gump")
     assert list(turns) == names
@@ -97,14 +88,14 @@ SCRIPT = ["hi , I like the shinning ( 1991 ) and Forrest Gump", "have you seen @
 def test_in_a_long_conversation_replies_never_offer_what_was_said_and_name_only_the_top_10(client):
     """The issue's target, for every model: over 21 turns no reply offers a movie the user named (nor one said
     before), and every movie a reply names is in that turn's top 10."""
-    said = {name: set() for name in (spec(model).name for model in MODELS)}
+    said = {name(model): set() for model in MODELS}
     named = 0
     for message in SCRIPT:
-        for name, entry in turn(client, message).items():
-            said[name].update(entry["linked"])
-            assert not set(entry["reply_movies"]) & said[name], (message, name, entry)
-            assert set(entry["reply_movies"]) <= set(entry["recommended"]), (message, name, entry)
-            said[name].update(entry["reply_movies"])
+        for column, entry in turn(client, message).items():
+            said[column].update(entry["linked"])
+            assert not set(entry["reply_movies"]) & said[column], (message, column, entry)
+            assert set(entry["reply_movies"]) <= set(entry["recommended"]), (message, column, entry)
+            said[column].update(entry["reply_movies"])
             named += len(entry["reply_movies"])
     assert named > 0  # the tiny decoders do name movies, so the check has something to check
 
