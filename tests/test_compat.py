@@ -206,6 +206,15 @@ kbrd = importlib.import_module("crslab.model.crs.kbrd.kbrd").KBRDModel
 att = importlib.import_module("crslab.model.utils.modules.attention").SelfAttentionBatch(4, 4)
 user = types.SimpleNamespace(user_emb_dim=4, device="cpu", kg_attn=att)
 check("kbrd_user_embedding", lambda: kbrd.encode_user(user, [[1, 2]], torch.randn(5, 4)).abs().sum().item() > 0)
+# a KBRD whose user projection makes word 5 win every step, with a chat's may_repeat that forbids "5 5"
+proj = torch.nn.Linear(4, 8)
+torch.nn.init.zeros_(proj.weight); torch.nn.init.zeros_(proj.bias); proj.bias.data[5] = 10.0
+greedy = types.SimpleNamespace(_starts=lambda n: torch.ones(n, 1, dtype=torch.long), longest_label=3, end_token_idx=2,
+                               decoder=lambda xs, enc, inc: (torch.zeros(xs.shape[0], xs.shape[1], 4), None),
+                               token_embedding=torch.nn.Embedding(8, 4), user_proj_1=torch.nn.Identity(),
+                               user_proj_2=proj, may_repeat=torch.zeros(8, dtype=torch.bool))
+check("baseline_stutter",
+      lambda: kbrd.decode_greedy(greedy, (torch.zeros(1, 1, 4), None), torch.zeros(1, 4))[1][0, 1:].tolist() != [5] * 3)
 download = importlib.import_module("crslab.download")
 d = tempfile.mkdtemp()
 open(os.path.join(d, ".built"), "w").write("x\n0.1\n")
