@@ -25,7 +25,7 @@ from crslab_c2crs.atomic import write_json
 
 RECORD = ROOT / "bench" / "results" / "redial-quickstart.json"
 TEST_KEYS = ("hit@1", "hit@10", "hit@50", "new_hit@10", "coverage@10", "bleu@1", "bleu@2", "f1", "dist_ratio@2",
-             "dist_ratio@3", "dist@2")
+             "dist_ratio@3", "dist@2", "movie_mentions", "mentions_top10_new")
 STAGE_LINE = re.compile(r"\[(\w+): (\d+) training samples in ([\d.]+)s \(([\d.]+) samples/s\), ([\d.]+)s in all\]")
 
 
@@ -73,6 +73,27 @@ def summary(record: Optional[Dict[str, Any]] = None) -> str:
             f"[record](bench/results/redial-quickstart.json), [details](docs/results.md#the-quick-start)): "
             f"{minutes} min {seconds:02d} s, peak memory {record['peak_rss_gb']} GB, test Recall@10 "
             f"{test['hit@10']:.3f}, BLEU-1 {test['bleu@1']:.3f}, Distinct-2 {test['dist_ratio@2']:.3f}.")
+
+
+def details(record: Optional[Dict[str, Any]] = None) -> str:
+    """The committed record's stages and test figures, for docs/results.md's cog block."""
+    record = record or json.loads(RECORD.read_text(encoding="utf-8"))
+    test, stages = record["quickstart_test"], record["stages"]
+    minutes, seconds = divmod(record["wall_seconds"], 60)
+    timing = ", ".join(f"{name} {stage['stage_seconds'] / 60:.1f} min ({stage['samples_per_s']:.1f} samples/s)"
+                       for name, stage in stages.items())
+    return "\n".join([
+        f"**Measured from a fresh clone** (commit `{record['commit']}`; "
+        "[record](../bench/results/redial-quickstart.json)): "
+        f"**{minutes} min {seconds:02d} s for the whole `make quickstart`**, setup and data build included ({timing}), "
+        f"peak RSS {record['peak_rss_gb']} GB.", "",
+        "| Recall@1 / @10 / @50 | new-item R@10 | BLEU-1 | BLEU-2 | F1 | Distinct-2 (paper) | Distinct-3 | tokens per "
+        "response | movies per response | of them in the top 10, not in the context |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {test['hit@1']:.3f} / {test['hit@10']:.3f} / {test['hit@50']:.3f} | {test['new_hit@10']:.3f} | "
+        f"{test['bleu@1']:.3f} | {test['bleu@2']:.3f} | {test['f1']:.3f} | {test['dist_ratio@2']:.3f} | "
+        f"{test['dist_ratio@3']:.3f} | {test['tokens_per_response']:.1f} | {test['movie_mentions']:.2f} | "
+        f"{test['mentions_top10_new']:.2f} |"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
