@@ -51,7 +51,7 @@ from bench.redial import (
     run_child,
     write_report,
 )
-from bench.significance import compare
+from bench.significance import compare, hits_at
 from crslab_c2crs.atomic import write_json
 from crslab_c2crs.data.targets import PROTOCOLS
 
@@ -239,7 +239,7 @@ def context_sizes(data_root: str) -> Dict[str, Dict[str, int]]:
 
 def hit_rate(ranks: Dict[str, Optional[int]], keys: List[str], k: int = 10) -> float:
     """Recall@k over the targets ``keys`` of one run's ``ranks``."""
-    return sum(ranks[key] is not None and ranks[key] < k for key in keys) / max(len(keys), 1)
+    return float(hits_at([ranks[key] for key in keys], k).sum()) / max(len(keys), 1)
 
 
 def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dict[str, Any]]:
