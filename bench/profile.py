@@ -18,7 +18,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import yaml
@@ -31,6 +31,22 @@ TOP_OPERATORS = 12
 # The parts of the model whose forward time is reported (paths of ``C2CRSModel`` submodules).
 PARTS = ("history_encoder", "kg_encoder.rgcn", "kg_encoder.pooling", "review_encoder", "heads", "recommender",
          "decoder")
+
+
+def hook_parts(model: nn.Module, enter: Callable[..., None], exit: Callable[..., None]) -> None:
+    """Call ``enter(label, module, inputs)`` and ``exit(label, module, inputs, output)`` around the forward of every
+    module of every part in :data:`PARTS`. Some parts are never called through their own forward (the R-GCN runs
+    from ``encode_graph``, the heads' ``ModuleDict`` is indexed, the decoder runs from ``forced``/``greedy``), so
+    every descendant is hooked. Embeddings are shared between parts and are left out."""
+    for label in PARTS:
+        try:
+            part = model.get_submodule(label)
+        except AttributeError:  # an ablation without this view
+            continue
+        for module in part.modules():
+            if not isinstance(module, nn.Embedding):
+                module.register_forward_pre_hook(functools.partial(enter, label))
+                module.register_forward_hook(functools.partial(exit, label))
 
 
 class StepProfiler:
@@ -47,18 +63,8 @@ class StepProfiler:
         self._stage: Optional[str] = None
 
     def hook(self, model: nn.Module) -> None:
-        # Some parts are never called through their own forward (the R-GCN runs from ``encode_graph``, the
-        # decoder from ``forced``/``greedy``), so every descendant is hooked and a part is timed from its
-        # outermost active call. Embeddings are shared between parts and are left out.
-        for label in PARTS:
-            try:
-                part = model.get_submodule(label)
-            except AttributeError:  # an ablation without this view
-                continue
-            for module in part.modules():
-                if not isinstance(module, nn.Embedding):
-                    module.register_forward_pre_hook(functools.partial(self._enter, label))
-                    module.register_forward_hook(functools.partial(self._exit, label))
+        # a part is timed from its outermost active call
+        hook_parts(model, self._enter, self._exit)
         self._hooked = model
 
     def _enter(self, label: str, module: nn.Module, inputs) -> None:

@@ -195,3 +195,44 @@ def test_conv_curves_pair_each_decoded_epoch_with_its_validation_nll(tmp_path, c
     with pytest.raises(SystemExit):
         conv_curves.main([str(results), "--out", str(tmp_path / "none")])
     assert "conv.decode_valid=true" in capsys.readouterr().err
+
+
+def test_longest_first_orders_only_training_batches():
+    from bench.memory import longest_first
+
+    lengths = [5, 1, 9, 3, 7, 2]
+    fake = lambda lengths, batch_size, shuffle, pool_batches: [[1, 3], [0, 5], [2, 4]]  # noqa: E731
+    assert longest_first(fake)(lengths, 2, True, 1) == [[2, 4], [0, 5], [1, 3]]
+    assert longest_first(fake)(lengths, 2, False, 1) == [[1, 3], [0, 5], [2, 4]]
+
+
+@pytest.mark.slow
+def test_memory_bench_splits_each_stage_and_checkpointing_drops_the_encoders_activations(tiny_root, tmp_path,
+                                                                                         monkeypatch):
+    import crslab_c2crs.data.batching as batching
+    from bench import memory
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    monkeypatch.chdir(tmp_path)
+    small = [o for o in SHORT["C2CRS"] if "epoch" not in o] + ["num_threads=1"]
+    reports = {}
+    for flag in ("false", "true"):
+        with monkeypatch.context() as patch:  # bench.memory wraps these in its process: put them back
+            for owner, name in ((C2CRSSystem, "__init__"), (C2CRSSystem, "step"), (batching, "bucketed_batches")):
+                patch.setattr(owner, name, getattr(owner, name))
+            argv = ["--data-root", str(tiny_root), "--out", str(tmp_path), "--name", f"memory-{flag}"]
+            for override in small + [f"gradient_checkpointing={flag}"]:
+                argv += ["--set", override]
+            assert memory.main(argv) == 0
+        reports[flag] = json.loads((tmp_path / f"memory-{flag}.json").read_text())
+    plain, checkpointed = reports["false"]["stages"], reports["true"]["stages"]
+    assert set(plain) == {"coarse", "fine", "rec", "conv"}
+    for row in plain.values():
+        assert row["peak_rss_mb"] >= row["rss_before_mb"] > 0
+        assert row["gradients_mb"] <= row["parameters_mb"] and row["optimizer_state_mb"] > 0
+    assert plain["conv"]["parameters_mb"] < plain["coarse"]["parameters_mb"]  # the conv stage freezes encoders
+    assert {"history_encoder", "review_encoder", "heads"} <= set(plain["fine"]["activations_mb"])
+    for stage in ("coarse", "fine"):
+        assert (checkpointed[stage]["activations_mb"]["history_encoder"]
+                < plain[stage]["activations_mb"]["history_encoder"] / 2)
+    assert "| fine |" in (tmp_path / "memory-true.md").read_text()

@@ -82,3 +82,22 @@ def test_frozen_encoders_run_without_dropout_in_training():
     batch = tiny_c2crs.batch()
     first, second = (model.history_encoder(batch["context"]).states for _ in range(2))
     torch.testing.assert_close(first, second)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    """Recomputed layers must see the forward pass's dropout masks: with dropout on, the step is identical."""
+    results = []
+    for checkpointing in (False, True):
+        model = tiny_c2crs.model(dropout=0.3, relu_dropout=0.3, gradient_checkpointing=checkpointing).train()
+        torch.manual_seed(7)
+        loss, _ = model.pretrain(tiny_c2crs.batch(), "fine")
+        loss.backward()
+        results.append((loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()
+                                        if p.grad is not None}))
+    (loss_off, grads_off), (loss_on, grads_on) = results
+    assert model.history_encoder.transformer.gradient_checkpointing
+    torch.testing.assert_close(loss_on, loss_off, rtol=0, atol=0)
+    assert grads_on.keys() == grads_off.keys()
+    assert any(name.startswith("history_encoder.transformer.layers") for name in grads_on)
+    for name, grad in grads_off.items():
+        torch.testing.assert_close(grads_on[name], grad, rtol=1e-6, atol=1e-7, msg=name)

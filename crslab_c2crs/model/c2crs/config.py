@@ -128,6 +128,9 @@ class C2CRSConfig:
             flatten, END then wins after a word or two (README).
         rec_bias: a learned per-item bias in the recommender's scores (Eq. 8 has none; the authors' code, KGSF
             and KBRD have one): without it a context with no entity cannot rank (see ``Recommender``).
+        gradient_checkpointing: recompute the history and review encoders' layers in backward instead of keeping
+            their activations (Hugging Face's name): the same gradients, the pre-training and conversation stages'
+            peak memory about halved, for one more forward pass of those layers (docs/benchmark.md, memory).
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 
@@ -164,6 +167,7 @@ class C2CRSConfig:
     stop_loss: str = "plain"
     stop_rule: str = "stop_first"
     rec_bias: bool = True
+    gradient_checkpointing: bool = False
     use_history: bool = True
     use_kg: bool = True
     use_review: bool = True

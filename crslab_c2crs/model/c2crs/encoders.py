@@ -73,6 +73,7 @@ def _transformer_encoder(config: C2CRSConfig, token_embedding: nn.Embedding) -> 
         n_positions=config.n_positions,
         embeddings_scale=config.embeddings_scale,
         learn_positional_embeddings=config.learn_positional_embeddings,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 AttentionCache = Dict[str, Tensor]
 
@@ -194,6 +195,9 @@ class TransformerEncoder(nn.Module):
     Args:
         token_embedding: shared token embedding ``(vocab_size, dim)``.
         pad_token_idx: the padding id.
+        gradient_checkpointing: in training, keep only each layer's input for backward and recompute the layer
+            then (``torch.utils.checkpoint``, with the dropout masks of the forward pass restored): the same
+            gradients in a fraction of the memory, for one more forward pass of the layers.
         Remaining arguments as in :class:`~crslab_c2crs.model.c2crs.config.C2CRSConfig`.
     """
 
@@ -210,10 +214,12 @@ class TransformerEncoder(nn.Module):
         n_positions: int,
         embeddings_scale: bool,
         learn_positional_embeddings: bool,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         dim = token_embedding.embedding_dim
         self.pad_token_idx = pad_token_idx
+        self.gradient_checkpointing = gradient_checkpointing
         self.embed = TokenPositionEmbedding(
             token_embedding, n_positions, dropout, embeddings_scale, learn_positional_embeddings
         )
@@ -230,6 +236,7 @@ class TransformerEncoder(nn.Module):
             )
         pad_mask = tokens.eq(self.pad_token_idx)
         x = self.embed(tokens, positions_from_pad_mask(pad_mask)).masked_fill(pad_mask.unsqueeze(-1), 0.0)
+        recompute = self.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
-            x = layer(x, pad_mask)
+            x = checkpoint(layer, x, pad_mask, use_reentrant=False) if recompute else layer(x, pad_mask)
         return x, pad_mask

@@ -1,0 +1,210 @@
+"""Where C2-CRS's training memory goes, stage by stage, on the real data.
+
+Usage::
+
+    python -m bench.memory [--data-root data] [--seed 42] [--out bench/results] [--set KEY=VALUE ...] [--name NAME]
+
+Runs C2-CRS through ``run_crslab.py`` in this process with the config's own batch sizes, one training step per stage
+(coarse, fine, rec, conv) on that stage's **longest** training batch (the training batches are put longest first,
+by context tokens), one validation and one test batch. For every training step it records:
+
+* the resident memory before the step (data, model and what earlier stages left) and the step's peak (Linux
+  ``VmHWM``, reset before the step through ``/proc/self/clear_refs``);
+* the bytes of the trainable parameters, of their gradients and of the optimiser's state after the step;
+* the activations held for backward, per part of the model (``torch.autograd.graph.saved_tensors_hooks``: every
+  tensor autograd saves, each storage counted once, parameters and buffers left out), and the batch's shape.
+
+Before the first stage it records the memory after the imports and after the data and model are built. Writes
+``<NAME>.json`` and ``.md`` (default ``c2crs-memory``). Memory does not depend on the machine's load, so this can
+run beside other work.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from bench.profile import PARTS, hook_parts
+from bench.redial import RESULTS, ROOT, crslab_argv, git_commit, require_built_data, write_report
+
+MB = 1024 * 1024
+OTHER = "losses and glue"
+
+
+def _status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak() -> None:
+    """Reset the process's peak resident memory (``VmHWM``) to its current one (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+        clear_refs.write("5")
+
+
+def tensors_mb(tensors) -> float:
+    return sum(t.numel() * t.element_size() for t in tensors) / MB
+
+
+def longest_first(bucketed: Callable[..., List[List[int]]]) -> Callable[..., List[List[int]]]:
+    """``bucketed_batches`` with the training batches (``shuffle``) ordered by their longest sample, longest first."""
+
+    @functools.wraps(bucketed)
+    def batches(lengths, batch_size, shuffle, pool_batches, *args, **kwargs):
+        result = bucketed(lengths, batch_size, shuffle, pool_batches, *args, **kwargs)
+        if shuffle:
+            result.sort(key=lambda batch: -max((lengths[index] for index in batch), default=0))
+        return result
+
+    return batches
+
+
+class SavedActivations:
+    """Bytes of the tensors autograd saves for backward, by the model part whose forward saved them."""
+
+    def __init__(self) -> None:
+        self._parts: List[str] = []
+        self._hooked: Optional[nn.Module] = None
+        self._excluded: set = set()
+        self._seen: set = set()
+        self.bytes: Dict[str, int] = defaultdict(int)
+
+    def hook(self, model: nn.Module) -> None:
+        if self._hooked is model:
+            return
+        hook_parts(model, self._enter, self._exit)
+        self._excluded = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+        self._hooked = model
+
+    def _enter(self, label: str, module: nn.Module, inputs: Any) -> None:
+        self._parts.append(label)
+
+    def _exit(self, label: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        self._parts.pop()
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.layout != torch.strided:  # the R-GCN's sparse adjacency is built once and cached, not per step
+            return tensor
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in self._excluded and pointer not in self._seen:
+            self._seen.add(pointer)
+            self.bytes[self._parts[-1] if self._parts else OTHER] += storage.nbytes()
+        return tensor
+
+    def measure(self):
+        """Context manager: count the tensors saved while it is open (from a clean count)."""
+        # a checkpointed layer's recomputation in backward stops as soon as it has what it needs, past its forward
+        # hooks' exits: labels it pushed are left behind, so every measured step starts from an empty stack
+        self._parts.clear()
+        self._seen.clear()
+        self.bytes.clear()
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+
+class StageMemory:
+    """The memory records of every stage's training step (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.activations = SavedActivations()
+        self.stages: Dict[str, Dict[str, Any]] = {}
+        self.setup: Dict[str, float] = {"after imports": _status_mb("VmRSS")}
+
+    def wrap_init(self, init):
+        @functools.wraps(init)
+        def wrapper(system, *args, **kwargs):
+            init(system, *args, **kwargs)
+            self.setup["data and model built"] = _status_mb("VmRSS")
+        return wrapper
+
+    def wrap_step(self, step):
+        @functools.wraps(step)
+        def wrapper(system, batch, stage, mode):
+            if mode != "train" or stage in self.stages:
+                return step(system, batch, stage, mode)
+            self.activations.hook(system.model)
+            before = _status_mb("VmRSS")
+            reset_peak()
+            with self.activations.measure():
+                result = step(system, batch, stage, mode)
+            peak = _status_mb("VmHWM")
+            trainable = [p for p in system.model.parameters() if p.requires_grad]
+            optimizer_state = [value for state in system.optimizer.state.values() for value in state.values()
+                               if isinstance(value, torch.Tensor)]
+            self.stages[stage] = {
+                "rss_before_mb": before, "peak_rss_mb": peak,
+                "parameters_mb": tensors_mb(trainable),
+                "gradients_mb": tensors_mb(p.grad for p in trainable if p.grad is not None),
+                "optimizer_state_mb": tensors_mb(optimizer_state),
+                "activations_mb": {part: size / MB for part, size in sorted(
+                    self.activations.bytes.items(), key=lambda kv: -kv[1])},
+                "batch": {key: list(value.shape) for key, value in batch.items()
+                          if key in ("context", "review", "response", "context_entities")},
+            }
+            return result
+        return wrapper
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    setup = ", ".join(f"{name} {mb:.0f} MB" for name, mb in report["setup"].items())
+    lines = ["# Where C2-CRS's training memory goes (CPU)", "",
+             f"Commit `{report['git_commit']}`, torch {report['torch']}, overrides {report['overrides'] or 'none'}. "
+             "One training step per stage on its longest batch (by context tokens), the config's batch sizes. "
+             f"Resident memory: {setup}. `python -m bench.memory`.", "",
+             "| stage | batch | RSS before | step peak | trainable parameters | gradients | optimiser state | "
+             "activations for backward |", "|---|---|---|---|---|---|---|---|"]
+    for stage, row in report["stages"].items():
+        batch = ", ".join(f"{key} {'x'.join(map(str, shape))}" for key, shape in row["batch"].items())
+        lines.append(f"| {stage} | {batch} | {row['rss_before_mb']:.0f} | **{row['peak_rss_mb']:.0f}** | "
+                     f"{row['parameters_mb']:.0f} | {row['gradients_mb']:.0f} | {row['optimizer_state_mb']:.0f} | "
+                     f"{sum(row['activations_mb'].values()):.0f} |")
+    lines += ["", "Activations held for backward by part (MB):", "",
+              "| stage | " + " | ".join(PARTS + (OTHER,)) + " |", "|---|" + "---|" * (len(PARTS) + 1)]
+    for stage, row in report["stages"].items():
+        cells = [f"{row['activations_mb'].get(part, 0.0):.0f}" for part in PARTS + (OTHER,)]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(ROOT / "data"))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. a memory option; it is named in the report")
+    parser.add_argument("--name", default="c2crs-memory", help="file name of the report, without extension")
+    args = parser.parse_args(argv)
+    require_built_data(parser, args.data_root)
+    if not Path("/proc/self/clear_refs").exists():
+        parser.error("bench.memory reads peak memory from Linux's /proc/self (clear_refs, VmHWM)")
+    import crslab_c2crs.data.batching as batching
+    import crslab_c2crs.system.c2crs as c2crs
+    from crslab_c2crs.cli import build_parser, run
+
+    meter = StageMemory()
+    batching.bucketed_batches = longest_first(batching.bucketed_batches)
+    c2crs.C2CRSSystem.__init__ = meter.wrap_init(c2crs.C2CRSSystem.__init__)
+    c2crs.C2CRSSystem.step = meter.wrap_step(c2crs.C2CRSSystem.step)
+    steps = [f"{stage}.{key}=1" for stage in ("coarse", "fine", "rec", "conv")
+             for key in ("epoch", "max_batches", "valid_max_batches", "test_max_batches")]
+    run(build_parser().parse_args(crslab_argv(
+        "C2CRS", args.data_root, args.seed, ["checkpoint_dir=bench_memory", *steps, *args.set])))
+    report = {"git_commit": git_commit(), "torch": torch.__version__, "overrides": args.set,
+              "setup": meter.setup, "stages": meter.stages}
+    write_report(Path(args.out) / args.name, report, markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
