@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -161,19 +162,38 @@ def markdown(report: Dict[str, Any]) -> str:
              f"Commit `{report['git_commit']}`, torch {report['torch']}, overrides {report['overrides'] or 'none'}. "
              "One training step per stage on its longest batch (by context tokens), the config's batch sizes. "
              f"Resident memory: {setup}. `python -m bench.memory`.", "",
-             "| stage | batch | RSS before | step peak | trainable parameters | gradients | optimiser state | "
+             "| stage | batch | RSS before (MiB) | step peak | trainable parameters | gradients | optimiser state | "
              "activations for backward |", "|---|---|---|---|---|---|---|---|"]
     for stage, row in report["stages"].items():
         batch = ", ".join(f"{key} {'x'.join(map(str, shape))}" for key, shape in row["batch"].items())
         lines.append(f"| {stage} | {batch} | {row['rss_before_mb']:.0f} | **{row['peak_rss_mb']:.0f}** | "
                      f"{row['parameters_mb']:.0f} | {row['gradients_mb']:.0f} | {row['optimizer_state_mb']:.0f} | "
                      f"{sum(row['activations_mb'].values()):.0f} |")
-    lines += ["", "Activations held for backward by part (MB):", "",
+    lines += ["", "Activations held for backward by part (MiB):", "",
               "| stage | " + " | ".join(PARTS + (OTHER,)) + " |", "|---|" + "---|" * (len(PARTS) + 1)]
     for stage, row in report["stages"].items():
         cells = [f"{row['activations_mb'].get(part, 0.0):.0f}" for part in PARTS + (OTHER,)]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def comparison(plain: Dict[str, Any], option: Dict[str, Any], label: str) -> str:
+    """Markdown: each stage's step peak and activations in two records (without and with ``label``) and the
+    saving, for the docs."""
+    lines = [f"| stage | step peak | with {label} | saved | activations for backward | with {label} |",
+             "|---|---|---|---|---|---|"]
+    for stage, row in plain["stages"].items():
+        other = option["stages"][stage]
+        before, after = sum(row["activations_mb"].values()), sum(other["activations_mb"].values())
+        lines.append(f"| {stage} | {row['peak_rss_mb'] / 1024:.2f} GiB | **{other['peak_rss_mb'] / 1024:.2f} GiB** | "
+                     f"{(row['peak_rss_mb'] - other['peak_rss_mb']) / 1024:+.2f} GiB | {before / 1024:.2f} GiB | "
+                     f"{after / 1024:.2f} GiB |")
+    return "\n".join(lines)
+
+
+def load(name: str) -> Dict[str, Any]:
+    """A committed memory record, ``bench/results/<name>.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
