@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partialmethod
@@ -35,8 +37,12 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
+from loguru import logger
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from crslab_c2crs.errors import ConfigError
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 600  # the ddp_timeout key: how long a rank waits for the others in one collective
@@ -53,6 +59,7 @@ class Group:
 
 
 _GROUP: Optional[Group] = None
+_WRAPPED: "weakref.WeakSet[DistributedModel]" = weakref.WeakSet()
 
 
 def launched() -> bool:
@@ -99,8 +106,6 @@ def rank_gpu(value: Optional[str], cuda: bool) -> Optional[str]:
     each of the node's processes one of them, in ``LOCAL_RANK`` order."""
     if not launched():
         return value
-    from crslab_c2crs.errors import ConfigError
-
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
     if value is None:
@@ -123,12 +128,16 @@ _PEER_SILENT = ("Timed out", "timed out", "Timeout", "timeout")
 def peer_failure(err: BaseException) -> Optional[str]:
     """What ``err`` means when it is a collective's error because another rank failed or hangs: the clause for
     this rank's one error line; None for an error of this rank's own."""
+    if not isinstance(err, RuntimeError):  # gloo's and nccl's errors (torch.distributed.DistError among them)
+        return None
     text = str(err)
+    first_line = (text.strip().splitlines() or [""])[0][:200]
     if any(marker in text for marker in _PEER_GONE):
         return "stopped: another rank failed (its own error line says why)"
-    if any(marker in text for marker in _PEER_SILENT) or isinstance(err, getattr(dist, "DistError", ())):
-        return (f"stopped: another rank did not answer within the process group's timeout (ddp_timeout): "
-                f"{(text.strip().splitlines() or [''])[0][:200]}")
+    if any(marker in text for marker in _PEER_SILENT):
+        return f"stopped: another rank did not answer within the process group's timeout (ddp_timeout): {first_line}"
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return f"stopped: an exchange between the ranks failed: {first_line}"
     return None
 
 
@@ -152,6 +161,8 @@ def process_group(gpu: str, timeout_s: Optional[int] = None) -> Iterator[Optiona
     try:
         yield _GROUP
     finally:
+        for wrapped in list(_WRAPPED):
+            wrapped.release()
         _GROUP = None
         dist.destroy_process_group()
 
@@ -165,11 +176,6 @@ def main_logs_only() -> Iterator[None]:
     if is_main():
         yield
         return
-    import sys
-
-    from loguru import logger
-    from tqdm import tqdm
-
     logger.disable("crslab")
     try:
         yield
@@ -212,8 +218,6 @@ def shard_batches(batches: Sequence[Sequence[int]], rank: int, world_size: int) 
         first = merged.pop(0)
         merged[0] = first + merged[0]
     if merged and len(merged[0]) < world_size:
-        from crslab_c2crs.errors import ConfigError
-
         raise ConfigError(f"a pass over {len(merged[0])} samples cannot be shared by {world_size} processes; run "
                           f"fewer processes or use more data (scale, the *_max_batches caps)")
     return [batch[rank::world_size] for batch in merged]
@@ -351,6 +355,13 @@ class DistributedModel(DistributedDataParallel):
                 raise
             return getattr(self.module, name)
 
+    def release(self) -> None:
+        """Drop DDP's gradient exchange (its reducer, and the logger that holds it) while the process group still
+        exists: freed after the group is gone, it blocked the process at times (1 exit in 5 in a test loop). The
+        wrapper still passes for the model, for everything but training."""
+        for name in ("logger", "reducer"):
+            self.__dict__.pop(name, None)
+
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:
         return self.__dict__["saved_as"].state_dict(*args, **kwargs)
 
@@ -364,10 +375,14 @@ def wrap(model: nn.Module) -> DistributedModel:
     ``DataParallel`` around a GPU model is looked through, but kept for the state dict, as a single GPU run saves
     it. Unused parameters are allowed (the stages train subsets); buffers are synchronised when wrapped, not at
     every forward (every rank computes the same ones: the BatchNorm statistics come from the gathered rows)."""
-    saved_as = model.__dict__["saved_as"] if isinstance(model, DistributedModel) else model
+    saved_as = model
+    if isinstance(model, DistributedModel):
+        model.release()
+        saved_as = model.__dict__["saved_as"]
     inner = saved_as.module if isinstance(saved_as, nn.DataParallel) else saved_as
     device_ids = [_GROUP.device.index] if _GROUP.device.type == "cuda" else None
     wrapped = DistributedModel(inner, device_ids=device_ids, find_unused_parameters=True,
                                forward_sync_buffers=False)
     wrapped.__dict__["saved_as"] = saved_as  # not a submodule: its parameters are the wrapped module's
+    _WRAPPED.add(wrapped)  # released when the group ends (DistributedModel.release)
     return wrapped

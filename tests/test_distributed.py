@@ -196,7 +196,14 @@ def test_gathered_losses_under_ddp_give_the_single_process_gradient():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    torch.multiprocessing.spawn(_gather_worker, args=(port,), nprocs=2)
+    ranks = torch.multiprocessing.start_processes(_gather_worker, args=(port,), nprocs=2, join=False,
+                                                  start_method="spawn")
+    deadline = time.time() + RUN_TIMEOUT_S
+    while not ranks.join(timeout=5):  # raises when a rank fails
+        if time.time() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail(f"the 2 ranks did not finish within {RUN_TIMEOUT_S} s")
 
 
 # ---------------------------------------------------------------------------------------------- torchrun runs
