@@ -7,7 +7,8 @@ C2-CRS's ``run_stage``) and time and count the training samples that pass throug
 timed by the same rule. Caps (``train.conv=40``: 40 training batches per conv epoch; ``test.*=2``) become the
 stage keys ``max_batches``/``valid_max_batches``/``test_max_batches``, which every model's loader honours
 (:mod:`crslab_c2crs.data.batching`), so one budget rule holds for all models.
-Stages are named ``pretrain`` (KGSF's MIM, C2-CRS's coarse and fine), ``rec`` and ``conv``.
+Stages are named ``pretrain`` (KGSF's MIM, C2-CRS's coarse and fine), ``rec`` and ``conv``. Under torchrun
+(``torchrun --nproc_per_node N -m bench.child ...``) rank 0 writes the result, its sample counts those of every rank.
 """
 from __future__ import annotations
 
@@ -154,14 +155,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     result = run(run_args)
     result["process_seconds"] = time.perf_counter() - started
     for stage in tracker.stats.values():
-        # Training throughput: samples through forward + backward + update, validation and test excluded.
+        # Training throughput: samples through forward + backward + update, validation and test excluded. Under
+        # torchrun this rank's samples, times the ranks, which step together on their shares of each batch.
+        stage["train_samples"] *= result["world_size"]
         seconds = stage["train_step_seconds"]
         stage["samples_per_s"] = stage["train_samples"] / seconds if seconds else 0.0
     result["stages"] = dict(tracker.stats)
     result["pretrain_losses"] = dict(tracker.pretrain_losses)
     # ru_maxrss is in KiB on Linux.
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(args.out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    import torch
+
+    if torch.cuda.is_available():
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    from crslab_c2crs.distributed import launched_rank
+
+    if launched_rank() == 0:  # under torchrun, rank 0 writes the result
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return 0
 
 

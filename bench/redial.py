@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from loguru import logger
 
@@ -140,15 +140,17 @@ def require_built_data(parser: argparse.ArgumentParser, data_root: str) -> None:
         parser.error(f"--data-root {data_root}: no built ReDial data there; run `make data` first")
 
 
-def run_child(run_name: str, caps: List[str], run_flags: List[str], workdir: Path) -> Dict[str, Any]:
+def run_child(run_name: str, caps: List[str], run_flags: List[str], workdir: Path,
+              launcher: Sequence[str] = ()) -> Dict[str, Any]:
     """``bench.child`` with ``caps`` and ``run_crslab.py`` flags ``run_flags`` in a child process (its output in
-    ``workdir/<run_name>.log``); returns the child's result JSON. Raises RuntimeError when the child fails."""
+    ``workdir/<run_name>.log``); returns the child's result JSON. Raises RuntimeError when the child fails.
+    ``launcher``: what starts the child instead of this interpreter, e.g. ``torchrun`` and its flags."""
     out = workdir / f"{run_name}.json"
-    command = [sys.executable, "-m", "bench.child", "--out", str(out)]
+    command = [*(launcher or [sys.executable]), "-m", "bench.child", "--out", str(out)]
     for cap in caps:
         command += ["--cap", cap]
     command += run_flags
-    logger.info(f"[bench] {run_name}: {' '.join(command[2:])}")
+    logger.info(f"[bench] {run_name}: {' '.join(command[1:])}")
     log = workdir / f"{run_name}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with open(log, "w", encoding="utf-8") as handle:

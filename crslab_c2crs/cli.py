@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -72,12 +73,15 @@ def resolve_gpu(value: Optional[str]) -> str:
 def check_run(args: argparse.Namespace, opt: Dict[str, Any]) -> None:
     """Check the flags against each other and every place the run will write or read a saved system, before any
     data is loaded: a run must not fail after hours of training because it cannot save."""
+    from crslab_c2crs import distributed
     from crslab_c2crs.config import model_name_of
     from crslab_c2crs.data.layout import REDIAL_DATASETS
     from crslab_c2crs.errors import ConfigError, MissingDataError
     from crslab_c2crs.paths import check_output_file, check_writable_dir, checkpoint_dir, saved_system_file
     from crslab_c2crs.registry import crslab_table
 
+    if args.interact and distributed.launched():
+        raise ConfigError("-i under torchrun: a chat is one process; run it with python run_crslab.py -rs -i")
     if args.interact and args.save_system:
         raise ConfigError("-i and -ss do not combine: -i only chats, nothing is trained or saved; train with -ss "
                           "first, then chat with -rs -i")
@@ -146,13 +150,23 @@ def print_summary(metrics: Dict[str, float], split: str = "test") -> None:
         print(f"  {label:<{width}}  {value:.4f}")
 
 
+def default_log_name(opt: Dict[str, Any]) -> str:
+    """CRSLab's log file name when the config sets none: dataset, model and the time."""
+    from crslab_c2crs.config import model_name_of
+
+    return f"{opt['dataset']}_{model_name_of(opt)}_{time.strftime('%Y-%m-%d-%H-%M-%S')}"
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary."""
+    """Run one CRSLab job from parsed ``args``; return the system's evaluator history and summary. Under
+    ``torchrun`` the process is one rank of the job (:mod:`crslab_c2crs.distributed`): every rank returns the same
+    history, rank 0 alone logs and writes."""
+    import torch
     from loguru import logger
 
-    from crslab_c2crs import compat
+    from crslab_c2crs import compat, distributed
     from crslab_c2crs.atomic import clear_stale_temporaries
-    from crslab_c2crs.config import load_config, model_name_of
+    from crslab_c2crs.config import load_config
     from crslab_c2crs.paths import checkpoint_dir, resolve_data_root
     from crslab_c2crs.reproducibility import seed_everything
 
@@ -160,56 +174,87 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     compat.relocate(data_root)
     opt = load_config(args.config, args.overrides, stage=args.stage, seed=args.seed)
     seed = opt.setdefault("seed", 42)
-    gpu = resolve_gpu(args.gpu)
+    gpu = resolve_gpu(distributed.rank_gpu(args.gpu, torch.cuda.is_available()))
     check_run(args, opt)
     if args.interact:
         # a known log file name, so the chat can keep logging to it (see log_beside_the_chat)
-        opt.setdefault("log_name", f"{opt['dataset']}_{model_name_of(opt)}_{time.strftime('%Y-%m-%d-%H-%M-%S')}")
-    for path in clear_stale_temporaries(checkpoint_dir(opt)):
-        logger.warning(f"[Removed {path}, left by a run killed while it saved]")
-    seed_everything(seed, opt.get("num_threads"))
-    compat.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
+        opt.setdefault("log_name", default_log_name(opt))
+    with distributed.process_group(gpu, opt.get("ddp_timeout")):
+        if distributed.active():
+            # every rank names rank 0's log file (the name has the time in it), so no rank starts another
+            opt.setdefault("log_name", distributed.all_objects(default_log_name(opt))[0])
+        if distributed.is_main():
+            for path in clear_stale_temporaries(checkpoint_dir(opt)):
+                logger.warning(f"[Removed {path}, left by a run killed while it saved]")
+        seed_everything(seed, opt.get("num_threads"))
+        compat.use_fast_rgcn_in_baselines(bool(opt.get("fast_rgcn", False)))
 
-    import crslab.quick_start.quick_start as quick_start
-    from crslab.config import Config
-    from crslab_c2crs.evaluator import attach as attach_evaluator
+        import crslab.quick_start.quick_start as quick_start
+        from crslab.config import Config
+        from crslab_c2crs.evaluator import attach as attach_evaluator
 
-    def attach(system: Any) -> None:
-        attach_evaluator(system, record_test=bool(args.dump_predictions))
+        def attach(system: Any) -> None:
+            attach_evaluator(system, record_test=bool(args.dump_predictions))
 
-    with compat.keep_built_systems(attach) as systems, compat.private_tmpdir() as tmp:
-        config_file = tmp / "config.yaml"
-        config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
-        # CRSLab logs its whole config to stdout while building Config: keep a chat's stdout for the chat
-        with contextlib.redirect_stdout(sys.stderr) if args.interact else contextlib.nullcontext():
-            config = Config(str(config_file), gpu, args.debug)
-        if args.interact:
-            log_beside_the_chat(opt["log_name"], args.debug)
-        started = time.time()
-        quick_start.run_crslab(config, args.save_data, args.restore_data, args.save_system,
-                               args.restore_system, args.interact, args.debug, args.tensorboard)
-    history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
-    result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
-              "history": history, "test": summarise(history)}
-    if args.dump_predictions:
-        from crslab_c2crs.predictions import write_predictions
-
-        Path(args.dump_predictions).parent.mkdir(parents=True, exist_ok=True)
-        result["predictions"] = {"file": str(args.dump_predictions),
-                                 "lines": write_predictions(systems[0], args.dump_predictions)}
+        with compat.keep_built_systems(attach) as systems, compat.private_tmpdir() as tmp:
+            config_file = tmp / "config.yaml"
+            config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
+            # CRSLab logs its whole config to stdout while building Config: keep a chat's stdout for the chat
+            with contextlib.redirect_stdout(sys.stderr) if args.interact else contextlib.nullcontext(), \
+                    distributed.main_logs_only():
+                config = Config(str(config_file), gpu, args.debug)
+            if args.interact:
+                log_beside_the_chat(opt["log_name"], args.debug)
+            started = time.time()
+            # -sd: rank 0 saves the processed data, the others only build it
+            quick_start.run_crslab(config, args.save_data and distributed.is_main(), args.restore_data,
+                                   args.save_system, args.restore_system, args.interact, args.debug,
+                                   args.tensorboard)
+        history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
+        result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
+                  "world_size": distributed.world_size(), "backend": distributed.backend(), "history": history,
+                  "test": summarise(history)}
+        if args.dump_predictions:
+            lines = distributed.main_writes(lambda: dump_predictions(systems[0], args.dump_predictions))
+            result["predictions"] = {"file": str(args.dump_predictions), "lines": lines}
     return result
+
+
+def dump_predictions(system: Any, path: str) -> int:
+    """Write ``--dump-predictions`` of ``system`` to ``path``; returns the number of lines."""
+    from crslab_c2crs.predictions import write_predictions
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_predictions(system, path)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from crslab_c2crs import atomic
+    from crslab_c2crs import atomic, distributed
     from crslab_c2crs.errors import USER_ERRORS
 
     try:
         result = run(args)
     except USER_ERRORS as err:
-        print(f"run_crslab.py: error: {err}", file=sys.stderr)
+        print(f"run_crslab.py: error: {distributed.rank_label()}{err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if not distributed.launched():
+            raise
+        # torchrun stops every rank when one exits: the failing rank's traceback and one line naming it; a rank
+        # that only lost contact with it says so in one line, without a traceback
+        consequence = distributed.peer_failure(err)
+        if consequence is None:
+            traceback.print_exc()
+        reason = consequence or f"failed: {type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+        print(f"run_crslab.py: error: {distributed.rank_label()}{reason}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # what the failed collectives left (DDP's pending all-reduce) can block in its destructor for good once
+        # the error is dropped: leave at once, torchrun reports the exit status
+        os._exit(1)
+    if distributed.launched_rank() != 0:
+        return 0  # rank 0 prints and writes the results
     if not args.interact:
         print_summary(result["test"], result["config"].get("eval_split") or "test")
     if args.results:

@@ -16,12 +16,15 @@ import importlib
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from crslab_c2crs import distributed
 from crslab_c2crs.data.layout import build_hint
 from crslab_c2crs.errors import MissingDataError
 from crslab_c2crs.paths import ENV_VAR, crslab_paths
@@ -253,7 +256,9 @@ def patch_batching() -> None:
         dataset = dataset[:ceil(len(dataset) * self.scale)]
         plan = getattr(self, "batch_plan", None) or BatchPlan("valid", bucketing=False)
         stage = plan.stage_of(batch_fn)
-        batches = plan.batches(dataset, batch_size, shuffle, stage)
+        distributed.align_random_state()
+        # under torchrun every rank draws the same plan of global batches and keeps its share of each
+        batches = distributed.shard(plan.batches(dataset, batch_size, shuffle, stage))
         logger.debug(f"[{plan.split} {stage}: {len(dataset)} samples, {len(batches)} batches]")
         for batch in tqdm(batches, total=len(batches), desc=f"{plan.split} {stage}", leave=False):
             yield batch_fn([dataset[index] for index in batch])
@@ -278,7 +283,7 @@ def patch_saved_systems() -> None:
     def save_model(self) -> None:
         path = saved_system_file(self.opt)
         state = {key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}
-        save_state(with_model_config(state, getattr(self, "model", None)), path)
+        distributed.main_writes(lambda: save_state(with_model_config(state, getattr(self, "model", None)), path))
         logger.info(f"[Saved the system to {path}]")
 
     def restore_model(self) -> None:
@@ -293,6 +298,90 @@ def patch_saved_systems() -> None:
 
     base.save_model = save_model
     base.restore_model = restore_model
+
+
+class GlobalMeanCrossEntropy(torch.nn.Module):
+    """CRSLab's mean cross-entropy (over the targets that are not ``ignore_index``) as this rank's part of the
+    global batch's mean (:func:`~crslab_c2crs.distributed.mean_over_ranks`)."""
+
+    def __init__(self, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``logits`` ``(n, classes)``, ``target`` ``(n,)`` -> scalar."""
+        total = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="sum")
+        return distributed.mean_over_ranks(total, target.ne(self.ignore_index).sum())
+
+
+def _kgsf_info_loss(model: Any, word_attn_rep: torch.Tensor, entity_graph_representations: torch.Tensor,
+                    labels: torch.Tensor) -> Optional[torch.Tensor]:
+    """KGSF's mutual-information loss (its squared error summed over every sample and entity, over the number of
+    entity labels) as this rank's part of the global batch's; None when no rank's batch has an entity label, as
+    KGSF returns None for a batch without any. ``labels``: ``(batch, n_entity)`` one-hot."""
+    if int(distributed.sum_over_ranks(labels.sum())) == 0:
+        return None
+    predict = F.linear(model.infomax_norm(word_attn_rep), entity_graph_representations, model.infomax_bias.bias)
+    return distributed.mean_over_ranks(model.infomax_loss(predict, labels), labels.sum())
+
+
+def _kgsf_pretrain_infomax(self, batch):
+    """KGSF 0.1.2's ``pretrain_infomax`` with the loss of :func:`_kgsf_info_loss`."""
+    words, entity_labels = batch
+    if int(distributed.sum_over_ranks(entity_labels.sum())) == 0:
+        return None
+    entity_graph_representations = self.entity_encoder(None, self.entity_edge_idx, self.entity_edge_type)
+    word_graph_representations = self.word_encoder(self.word_kg_embedding.weight, self.word_edges)
+    word_attn_rep = self.word_self_attn(word_graph_representations[words], words.eq(self.pad_word_idx))
+    return _kgsf_info_loss(self, word_attn_rep, entity_graph_representations, entity_labels)
+
+
+def _kgsf_recommend(self, batch, mode):
+    """KGSF 0.1.2's ``recommend`` with the mutual-information term of :func:`_kgsf_info_loss`."""
+    context_entities, context_words, entities, movie = batch
+    entity_graph_representations = self.entity_encoder(None, self.entity_edge_idx, self.entity_edge_type)
+    word_graph_representations = self.word_encoder(self.word_kg_embedding.weight, self.word_edges)
+    entity_attn_rep = self.entity_self_attn(entity_graph_representations[context_entities],
+                                            context_entities.eq(self.pad_entity_idx))
+    word_attn_rep = self.word_self_attn(word_graph_representations[context_words],
+                                        context_words.eq(self.pad_word_idx))
+    user_rep = self.gate_layer(entity_attn_rep, word_attn_rep)
+    rec_scores = F.linear(user_rep, entity_graph_representations, self.rec_bias.bias)  # (bs, #entity)
+    rec_loss = self.rec_loss(rec_scores, movie)
+    return rec_loss, _kgsf_info_loss(self, word_attn_rep, entity_graph_representations, entities), rec_scores
+
+
+def share_baseline_losses(model: Any) -> None:
+    """Under DDP, CRSLab's KGSF and KBRD compute each mean loss over the global batch
+    (:func:`~crslab_c2crs.distributed.mean_over_ranks`): their cross-entropies become
+    :class:`GlobalMeanCrossEntropy` and KGSF's mutual-information loss :func:`_kgsf_info_loss`, whose count of
+    entity labels is the global batch's even where a rank's share has none. Other models are left as they are."""
+    kgsf = _module("crslab.model.crs.kgsf.kgsf").KGSFModel
+    kbrd = _module("crslab.model.crs.kbrd.kbrd").KBRDModel
+    if not isinstance(model, (kgsf, kbrd)) or isinstance(model.rec_loss, GlobalMeanCrossEntropy):
+        return
+    model.rec_loss = GlobalMeanCrossEntropy()
+    model.conv_loss = GlobalMeanCrossEntropy(model.pad_token_idx)
+    if isinstance(model, kgsf):
+        model.pretrain_infomax = types.MethodType(_kgsf_pretrain_infomax, model)
+        model.recommend = types.MethodType(_kgsf_recommend, model)
+
+
+def patch_distributed_training() -> None:
+    """CRSLab 0.1.2 knows only ``DataParallel``, which cannot split C2-CRS's per-sample lists: under ``torchrun``
+    ``init_optim`` (called at the start of every stage, after the stage froze what it keeps fixed) wraps the model
+    in :class:`~crslab_c2crs.distributed.DistributedModel` for the stage's trainable parameters, and KGSF's and
+    KBRD's losses become global-batch means (:func:`share_baseline_losses`). A single process is left as it was."""
+    base = _module("crslab.system.base").BaseSystem
+    init_optim = base.init_optim
+
+    def distributed_init_optim(self, opt, parameters) -> None:
+        init_optim(self, opt, parameters)
+        if distributed.active() and hasattr(self, "model"):
+            self.model = distributed.wrap(self.model)
+            share_baseline_losses(self.model.module)
+
+    base.init_optim = distributed_init_optim
 
 
 def register_evaluators() -> None:
@@ -314,6 +403,7 @@ PATCHES: Dict[str, Callable[[], None]] = {
     "evaluators": register_evaluators,
     "saved_systems": patch_saved_systems,
     "batching": patch_batching,
+    "distributed_training": patch_distributed_training,
 }
 
 

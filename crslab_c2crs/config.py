@@ -28,6 +28,7 @@ COMMON_KEYS: Set[str] = {
     "context_truncate", "response_truncate", "entity_truncate", "word_truncate", "scale", "model_file",
     "checkpoint_dir", "log_name", "seed", "fast_rgcn", "num_threads", "interact_topk", "length_bucketing",
     "shuffle_train", "bucket_pool_batches", "rec_exclude_context", "rec_targets", "movie_slots", "eval_movie_slots",
+    "ddp_timeout",
 }
 STAGE_KEYS: Set[str] = {
     "epoch", "batch_size", "optimizer", "lr_scheduler", "early_stop", "impatience", "stop_mode",
@@ -174,6 +175,7 @@ def _apply_flag(opt: Dict[str, Any], flag: str, key: str, value: Any, overridden
 INT_KEYS: Dict[str, int] = {
     "context_truncate": 1, "response_truncate": 3, "entity_truncate": 1, "word_truncate": 1, "num_threads": 1,
     "interact_topk": 1, "bucket_pool_batches": 1, "review_entity_limit": 1, "nb_review": 1, "info_truncate": 1,
+    "ddp_timeout": 1,
 }
 # Float settings -> [low, high) they must lie in (KGSF's and KBRD's Transformer; C2-CRS checks its own fields).
 FLOAT_RANGES: Dict[str, Tuple[float, float]] = {

@@ -35,6 +35,7 @@ from crslab.evaluator.metrics.base import AverageMetric, Metrics, aggregate_unna
 from crslab.evaluator.metrics.gen import BleuMetric, EmbeddingAverage, F1Metric, GreedyMatch, VectorExtrema
 from crslab.evaluator.standard import StandardEvaluator
 from crslab.evaluator.utils import nice_report
+from crslab_c2crs import distributed
 from crslab_c2crs.data.items import ItemCatalog
 from crslab_c2crs.registry import register_evaluator
 
@@ -184,6 +185,7 @@ class C2CRSEvaluator(StandardEvaluator):
     """
 
     def __init__(self, language: str, tensorboard: bool = False):
+        tensorboard = tensorboard and distributed.is_main()  # under torchrun, rank 0 writes the only event file
         # StandardEvaluator.__init__ would download fastText; set its state here instead.
         self.rec_metrics = Metrics()
         self.gen_metrics = Metrics()
@@ -296,7 +298,9 @@ class C2CRSEvaluator(StandardEvaluator):
 
     # ------------------------------------------------------------------ reports
     def report(self, epoch: int = -1, mode: str = "test") -> Dict[str, float]:
-        """Log the metrics gathered since the last reset, keep them in :attr:`history` and return them."""
+        """Log the metrics gathered since the last reset, keep them in :attr:`history` and return them. Under
+        ``torchrun`` they are those of every rank's share of the pass (:meth:`merge_ranks`)."""
+        self.merge_ranks()
         if self.hypotheses:
             for name, value in distinct_scores(self.hypotheses).items():
                 self.gen_metrics.add(name, AverageMetric(value))
@@ -320,6 +324,27 @@ class C2CRSEvaluator(StandardEvaluator):
         self.history.append({"epoch": epoch, "mode": mode, "metrics": values})
         return values
 
+    def merge_ranks(self) -> None:
+        """Under ``torchrun``, make this rank's metrics those of the whole pass, as one process would have gathered
+        them: the ranks' metrics added up (sums over samples, or over the ranks' shares of each batch's loss: see
+        :mod:`crslab_c2crs.distributed`), their generated sentences, top-10 lists and test records joined (records
+        in the order of their positions in the pass). Every rank then reports, and decides on, the same numbers;
+        the systems of KGSF and KBRD read ``rec_metrics`` and ``optim_metrics`` after the report. Does nothing in
+        a single process."""
+        if not distributed.active():
+            return
+        ranks = distributed.all_objects((self.rec_metrics, self.gen_metrics, self.optim_metrics, self.hypotheses,
+                                         self._recommended, self._top_mentions, self._rec_records,
+                                         self._gen_records))
+        self.rec_metrics, self.gen_metrics, self.optim_metrics = (
+            _added_up([state[part] for state in ranks]) for part in range(3))
+        self.hypotheses = [sentence for state in ranks for sentence in state[3]]
+        self._recommended = set().union(*(state[4] for state in ranks))
+        self._top_mentions = [count for state in ranks for count in state[5]]
+        self._rec_records, self._gen_records = (
+            sorted((record for state in ranks for record in state[part]), key=lambda record: record[0])
+            for part in (6, 7))
+
     def reset_metrics(self) -> None:
         self.rec_metrics.clear()
         self.gen_metrics.clear()
@@ -333,6 +358,15 @@ class C2CRSEvaluator(StandardEvaluator):
     def last(self, mode: str) -> Optional[Dict[str, float]]:
         """The most recent report made in ``mode`` ('train', 'val' or 'test'), if any."""
         return next((entry["metrics"] for entry in reversed(self.history) if entry["mode"] == mode), None)
+
+
+def _added_up(every_rank: Sequence[Metrics]) -> Metrics:
+    """One :class:`Metrics` holding, for each name, the sum of the ranks' metrics of that name (rank order)."""
+    total = Metrics()
+    for metrics in every_rank:
+        for name, metric in metrics.report().items():
+            total.add(name, metric)
+    return total
 
 
 def attach(system: Any, record_test: bool = False) -> None:

@@ -151,6 +151,17 @@ def test_baselines_build_the_basis_first_rgcn_only_when_asked():
     assert kgsf.RGCNConv is RGCNConv
 
 
+def test_a_single_process_keeps_the_model_crslab_built():
+    """Without torchrun init_optim leaves the model as CRSLab built it; the DDP case: tests/test_distributed.py."""
+    base = importlib.import_module("crslab.system.base").BaseSystem
+    model = torch.nn.Linear(2, 2)
+    system = types.SimpleNamespace(model=model)
+    system.build_optimizer = lambda params: base.build_optimizer(system, params)
+    system.build_lr_scheduler = lambda: None
+    base.init_optim(system, {"optimizer": {"name": "SGD", "lr": 0.1}}, model.parameters())
+    assert system.model is model and isinstance(system.optimizer, torch.optim.SGD)
+
+
 def test_built_systems_are_kept_and_get_system_is_restored(monkeypatch):
     quick_start = importlib.import_module("crslab.quick_start.quick_start")
 
@@ -231,6 +242,15 @@ loaders = importlib.import_module("crslab.data.dataloader.base")
 loader = loaders.BaseDataLoader({"scale": 1}, [{"context_seq": [0] * n} for n in range(20)])
 loader.batch_plan = types.SimpleNamespace(caps={"rec": 2}, split="train", stage=None)
 check("batching", lambda: len(list(loader.get_data(lambda b: b, 1, False))) == 2)
+# under a process group (one rank here), does init_optim give the model DDP's gradient exchange?
+import torch.distributed as dist
+dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+ns = types.SimpleNamespace(model=torch.nn.Linear(2, 2), evaluator=None)
+ns.build_optimizer = lambda params: base.BaseSystem.build_optimizer(ns, params)
+ns.build_lr_scheduler = lambda: None
+base.BaseSystem.init_optim(ns, {"optimizer": {"name": "SGD", "lr": 0.1}}, ns.model.parameters())
+check("distributed_training", lambda: isinstance(ns.model, torch.nn.parallel.DistributedDataParallel))
+dist.destroy_process_group()
 print(json.dumps(out))
 """
 

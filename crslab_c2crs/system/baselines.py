@@ -11,6 +11,7 @@ import torch
 from loguru import logger
 
 from crslab.system.utils.functions import ind2txt
+from crslab_c2crs import distributed
 from crslab_c2crs.checkpoints import check_free_space, check_stored, load_into, load_state, save_state
 from crslab_c2crs.config import choice_error, register_config_check, register_config_keys
 from crslab_c2crs.movie_slots import slot_evaluation
@@ -29,7 +30,11 @@ class _ItemScoreEvaluation:
     def step(self, batch, stage: str, mode: str):
         self.training_stage = stage
         self._conv_test_batch = batch if (stage, mode) == ("conv", "test") else None
-        return super().step(batch, stage, mode)
+        result = super().step(batch, stage, mode)
+        if (stage, mode) == ("conv", "train") and distributed.active() and hasattr(self.model, "longest_label"):
+            # KBRD decodes up to the longest training response it has seen: under torchrun, the global batch's
+            self.model.module.longest_label = distributed.max_over_ranks(self.model.longest_label)
+        return result
 
     def _item_scores(self, batch) -> torch.Tensor:
         """Scores ``(batch, n_items)`` of every item for the contexts of a conv batch."""
@@ -100,7 +105,8 @@ class KGSFSystem(_ItemScoreEvaluation, _stock_kgsf):
             return
         check_free_space(path.parent, self.model, "KGSF's pre-training")
         super().pretrain()
-        save_state({"model_state_dict": self.model.state_dict(), "stage": "pretrain"}, path)
+        state = {"model_state_dict": self.model.state_dict(), "stage": "pretrain"}
+        distributed.main_writes(lambda: save_state(state, path))
         logger.info(f"[Saved the KGSF pre-training to {path}]")
 
     def _item_scores(self, batch) -> torch.Tensor:

@@ -30,6 +30,7 @@ from crslab.evaluator.metrics.base import AverageMetric
 from crslab.evaluator.metrics.gen import PPLMetric
 from crslab.system.base import BaseSystem
 from crslab.system.utils.functions import ind2txt
+from crslab_c2crs import distributed
 from crslab_c2crs.checkpoints import (
     check_free_space,
     check_stored,
@@ -78,7 +79,7 @@ class C2CRSSystem(BaseSystem):
 
     def save_stage(self, stage: str) -> None:
         state = with_model_config({"model_state_dict": self.model.state_dict(), "stage": stage}, self.model)
-        save_state(state, self.checkpoint_path(stage))
+        distributed.main_writes(lambda: save_state(state, self.checkpoint_path(stage)))
         logger.info(f"[Saved {stage} checkpoint to {self.checkpoint_path(stage)}]")
 
     def snapshot_path(self, stage: str, epochs: int) -> str:
@@ -89,7 +90,7 @@ class C2CRSSystem(BaseSystem):
         budget to fine-tune from (copied as ``<stage>.pth``), or a point to continue the stage from."""
         state = with_model_config({"model_state_dict": self.model.state_dict(), "stage": stage, "epochs": epochs,
                                    "optimizer_state_dict": self.optimizer.state_dict()}, self.model)
-        save_state(state, self.snapshot_path(stage, epochs))
+        distributed.main_writes(lambda: save_state(state, self.snapshot_path(stage, epochs)))
         logger.info(f"[Saved the {stage} stage after {epochs} epochs to {self.snapshot_path(stage, epochs)}]")
 
     def _resume_snapshot(self, stage: str, epochs: Optional[int]) -> int:
@@ -124,8 +125,10 @@ class C2CRSSystem(BaseSystem):
     def step(self, batch: Dict[str, torch.Tensor], stage: str, mode: str) -> None:
         self.training_stage = stage  # named by backward when the loss stops being finite
         batch = self._to_device(batch)
+        # training steps go through forward (here C2CRSModel.forward, the stage's method): under torchrun the
+        # model is DDP's wrapper, which exchanges gradients only for what its forward computed
         if stage in ("coarse", "fine"):
-            loss, parts = self.model.pretrain(batch, stage)
+            loss, parts = self.model.forward(batch, f"pretrain_{stage}", mode)
             if mode == "train":
                 self.backward(loss)
             else:
@@ -135,11 +138,11 @@ class C2CRSSystem(BaseSystem):
         elif stage == "rec":
             if mode == "train" and self.ablation.get("multitask"):
                 # Table 4 "Multi-task": contrastive and recommendation losses optimised together, no pre-training.
-                loss, parts = self.model.pretrain(batch, "multitask")
+                loss, parts = self.model.forward(batch, "pretrain_multitask", mode)
                 for name, value in parts.items():
                     self.evaluator.optim_metrics.add(name, AverageMetric(value))
             else:
-                loss, scores = self.model.recommend(batch, mode)
+                loss, scores = self.model.forward(batch, "rec", mode)
             if mode == "train":
                 self.backward(loss)
             else:
@@ -152,7 +155,7 @@ class C2CRSSystem(BaseSystem):
                     generated, self.model.item_scores(batch), batch["context_entities"])
                 self.conv_evaluate(generated, batch["response"], hypotheses)
                 return
-            loss, _ = self.model.converse(batch, mode)
+            loss, _ = self.model.forward(batch, "conv", mode)
             if mode == "train":
                 self.backward(loss)
             self.evaluator.optim_metrics.add("gen_loss", AverageMetric(loss.item()))
@@ -218,7 +221,7 @@ class C2CRSSystem(BaseSystem):
                 self.step(batch, stage, mode)
                 samples += int(batch["context"].shape[0])
         self.model.kg_cache_clear()
-        self.epoch_samples = samples
+        self.epoch_samples = int(distributed.sum_over_ranks(torch.tensor(samples)))
         return self.evaluator.report(epoch=epoch, mode=report_as or mode)
 
     @staticmethod

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crslab_c2crs import distributed
 from crslab_c2crs.model.c2crs.config import HEAD_NORMS, C2CRSConfig
 
 VIEWS = ("history", "kg", "review")
@@ -147,6 +148,9 @@ def coarse_loss(
     samples false negatives of each other and a meaningless positive, so those rows are dropped from the
     pairs involving that view.
 
+    Under ``torchrun`` the views of every rank's share are gathered first (:func:`distributed.gather_rows`): the
+    negatives and the heads' batch statistics are those of the global batch, and every rank computes its loss.
+
     Args:
         e_C: ``(batch, token_dim)`` history view, or None when the view is disabled; likewise
             e_G ``(batch, kg_dim)`` and e_R ``(batch, token_dim)``.
@@ -159,7 +163,7 @@ def coarse_loss(
         The loss and the per-pair terms keyed ``"history-kg"`` etc.
     """
     views = {
-        name: (rep, valid)
+        name: (distributed.gather_rows(rep), None if valid is None else distributed.gather_rows(valid))
         for name, rep, valid in (("history", e_C, valid_C), ("kg", e_G, valid_G), ("review", e_R, valid_R))
         if rep is not None
     }
@@ -228,6 +232,34 @@ def fine_loss(
         )
     total = sum(terms.values(), _zero_loss(*(units.reps for units in views.values())))
     return total, terms
+
+
+def units_of_every_rank(word: Optional[FineUnits], sentence: Optional[FineUnits], sentence_tokens: Tensor,
+                        pad: int) -> tuple[Optional[FineUnits], Optional[FineUnits]]:
+    """The word and sentence units of the global batch, from this rank's share of it (unchanged in a single
+    process, :mod:`crslab_c2crs.distributed`): every rank's mentions, and each distinct (entity, sentence) once
+    even when several ranks' shares hold it, as one process would count it.
+
+    Args:
+        word, sentence: this rank's units (None: view disabled); sentences already distinct within the share.
+        sentence_tokens: ``(n_sentences, length)`` the token ids of each sentence unit, padded with ``pad``.
+
+    Returns:
+        The global word and sentence units (the sentences' order: rank, then first occurrence).
+    """
+    if not distributed.active():
+        return word, sentence
+    if word is not None:
+        word = FineUnits(distributed.gather_cat(word.reps), distributed.gather_cat(word.keys))
+    if sentence is not None:
+        reps, keys = distributed.gather_cat(sentence.reps), distributed.gather_cat(sentence.keys)
+        tokens = distributed.gather_cat(sentence_tokens, fill=pad)
+        if keys.numel():
+            identity = torch.cat([keys.unsqueeze(1), tokens], dim=1)
+            first = first_occurrences(torch.unique(identity, dim=0, return_inverse=True)[1])
+            reps, keys = reps[first], keys[first]
+        sentence = FineUnits(reps, keys)
+    return word, sentence
 
 
 def entity_units(mention_entity: Tensor, review_entity: Tensor) -> Tensor:

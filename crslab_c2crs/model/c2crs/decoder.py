@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crslab_c2crs import distributed
 from crslab_c2crs.model.c2crs.config import C2CRSConfig
 from crslab_c2crs.model.c2crs.transformer import AttentionCache, FeedForward, MultiHeadAttention, TokenPositionEmbedding
 
@@ -134,7 +135,8 @@ def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: i
         end_token_idx: the END id, to keep the stop decision unweighted; None weighs END like a word.
 
     Returns:
-        Scalar loss (zero if every target is padding).
+        Scalar loss (zero if every target is padding); under ``torchrun`` this rank's part of the global batch's
+        (:func:`crslab_c2crs.distributed.mean_over_ranks`).
     """
     log_prob = F.log_softmax(logits.float(), dim=-1)
     target_log_prob = log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
@@ -149,7 +151,7 @@ def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: i
                                        torch.logsumexp(log_prob[..., end_token_idx + 1:], dim=-1))
         word_loss = -log_continue - weight * (target_log_prob - log_continue)
         loss = torch.where(target.eq(end_token_idx), -target_log_prob, word_loss)
-    return (loss * real).sum() / real.sum().clamp(min=1)
+    return distributed.mean_over_ranks((loss * real).sum(), real.sum())
 
 
 class DecoderMemory(NamedTuple):

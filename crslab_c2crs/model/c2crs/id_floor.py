@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from crslab_c2crs.model.c2crs.contrastive import FineUnits, coarse_loss, entity_units, fine_loss
+from crslab_c2crs.model.c2crs.contrastive import FineUnits, coarse_loss, entity_units, fine_loss, units_of_every_rank
 
 Batch = Dict[str, Tensor]
 _IDENTITY = nn.ModuleDict({view: nn.Identity() for view in ("history", "kg", "review")})
@@ -75,21 +75,23 @@ class IdFloor:
     def _units(self, batch: Batch, vectors: Tensor, views: Tuple[str, ...]
                ) -> Tuple[Optional[FineUnits], Optional[FineUnits], Optional[FineUnits]]:
         empty = batch["mention_entity"].new_zeros(0)
-        mention_entity = batch["mention_entity"] if "history" in views else empty
-        review_entity = empty
-        sentence = None
+        sentence, sentence_tokens = None, batch["review"][:0]
         if "review" in views:
             # one unit per distinct (entity, sentence), as the model's sentence units
-            seen: Dict[Tuple[int, Tuple[int, ...]], None] = {}
-            for entity, tokens in zip(batch["review_entity"].tolist(), batch["review"].tolist()):
-                seen.setdefault((entity, tuple(tokens)), None)
-            review_entity = torch.tensor([entity for entity, _ in seen], dtype=torch.long)
+            seen: Dict[Tuple[int, Tuple[int, ...]], int] = {}
+            for row, (entity, tokens) in enumerate(zip(batch["review_entity"].tolist(), batch["review"].tolist())):
+                seen.setdefault((entity, tuple(tokens)), row)
+            kept = torch.tensor(list(seen.values()), dtype=torch.long)
+            review_entity, sentence_tokens = batch["review_entity"][kept], batch["review"][kept]
             sentence = FineUnits(vectors[review_entity], review_entity)
+        mention_entity = batch["mention_entity"]
         word = (FineUnits(self._history_vectors(batch, vectors)[mention_entity], mention_entity) if "history" in views
                 else None)
+        # under torchrun, the units of the global batch, as the model's
+        word, sentence = units_of_every_rank(word, sentence, sentence_tokens, self.pad_token)
         entity = None
         if "kg" in views:
-            keys = entity_units(mention_entity, review_entity)
+            keys = entity_units(empty if word is None else word.keys, empty if sentence is None else sentence.keys)
             entity = FineUnits(vectors[keys], keys)
         return word, entity, sentence
 

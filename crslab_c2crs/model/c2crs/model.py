@@ -28,6 +28,7 @@ from crslab_c2crs.model.c2crs.contrastive import (
     entity_units,
     fine_loss,
     first_occurrences,
+    units_of_every_rank,
 )
 from crslab_c2crs.model.c2crs.decoder import (
     C2CRSDecoder,
@@ -230,26 +231,27 @@ class C2CRSModel(BaseModel):
         A view is None when disabled. Every mention is a unit (its state depends on the context); nodes and
         review sentences do not depend on the sample, so each distinct node and each distinct (entity,
         sentence) is one unit. The KG units are the entities seen by the enabled word and sentence views, so
-        every KG unit can have a partner.
+        every KG unit can have a partner. Under ``torchrun`` they are the units of the global batch
+        (:func:`units_of_every_rank`; the node matrix is the same on every rank).
         """
         empty = batch["mention_row"].new_zeros(0)
         word = sentence = entity = None
-        mention_entity = review_entity = empty
+        sentence_tokens = batch["review"][:0]
         if enc.history is not None:
-            mention_entity = batch["mention_entity"]
             reps = mention_representations(
                 enc.history.states, batch["mention_row"], batch["mention_start"], batch["mention_end"]
             )
-            word = FineUnits(reps, mention_entity)
+            word = FineUnits(reps, batch["mention_entity"])
         if enc.review is not None:
             valid = enc.review.sentence_valid
             sentence_id, review_entity = enc.review.sentence_id[valid], batch["review_entity"][valid]
             # sentence ids are below the number of review rows, which is therefore a safe radix
             first = first_occurrences(review_entity * (enc.review.sentence_id.numel() + 1) + sentence_id)
-            review_entity = review_entity[first]
-            sentence = FineUnits(enc.review.sentences[valid][first], review_entity)
+            sentence = FineUnits(enc.review.sentences[valid][first], review_entity[first])
+            sentence_tokens = batch["review"][valid][first]
+        word, sentence = units_of_every_rank(word, sentence, sentence_tokens, self.config.pad_token_idx)
         if self.config.use_kg:
-            entities = entity_units(mention_entity, review_entity)
+            entities = entity_units(empty if word is None else word.keys, empty if sentence is None else sentence.keys)
             entity = FineUnits(enc.nodes[entities], entities)
         return word, entity, sentence
 

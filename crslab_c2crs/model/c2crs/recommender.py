@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crslab_c2crs import distributed
+
 
 class Recommender(nn.Module):
     """Scores items by ``e_u · n_i + b_i`` over the item set only (Eq. 8), trained with cross-entropy (Eq. 9).
@@ -71,5 +73,9 @@ class Recommender(nn.Module):
         return F.linear(user, nodes[self.item_entity_ids], self.bias)
 
     def loss(self, scores: Tensor, item_entity: Tensor) -> Tensor:
-        """Mean cross-entropy of the softmax over items; ``item_entity``: target entity ids ``(batch,)``."""
-        return F.cross_entropy(scores, self.item_index(item_entity))
+        """Mean cross-entropy of the softmax over items; ``item_entity``: target entity ids ``(batch,)``. Under
+        ``torchrun``: this rank's part of the global batch's mean (:func:`distributed.mean_over_ranks`)."""
+        if not distributed.active():
+            return F.cross_entropy(scores, self.item_index(item_entity))
+        total = F.cross_entropy(scores, self.item_index(item_entity), reduction="sum")
+        return distributed.mean_over_ranks(total, torch.tensor(scores.shape[0], device=scores.device))
