@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from flask import Flask, Response, jsonify, request
 from loguru import logger
 
-from crslab_c2crs.interactive.chat import Chat, frontend
+from crslab_c2crs.interactive.chat import Chat, Turn, frontend
 
 MAX_BODY_BYTES = 1 << 20  # a message of 100 KB and more fits; the chat reads its last context_truncate words
 PAGE = Path(__file__).with_name("web.html")
@@ -56,6 +56,11 @@ def load_chat(spec: ModelSpec, data_root: Optional[str], gpu: Optional[str], top
     with frontend(systems.append):
         run(build_parser().parse_args(argv))
     return Chat(systems[0], topk)
+
+
+# what a model column shows for a message without words (Chat.respond answers it with None)
+NOTHING_SAID = Turn(notes=["Say something about movies you like."], linked=[], entities=[], reply="", reply_movies=[],
+                    recommended=[], latency_ms=0.0)
 
 
 def message_text(body: bytes) -> str:
@@ -92,9 +97,8 @@ def create_app(chats: Dict[str, Chat]) -> Flask:
             return jsonify(error=str(err)), 400
         with lock:
             turns = {name: chat.respond(text) for name, chat in chats.items()}
-        return jsonify(turns=[{"model": name, **(dataclasses.asdict(turn) if turn else {
-            "notes": ["Say something about movies you like."], "linked": [], "entities": [], "reply": "",
-            "reply_movies": [], "recommended": [], "latency_ms": 0.0})} for name, turn in turns.items()])
+        return jsonify(turns=[{"model": name, **dataclasses.asdict(turn or NOTHING_SAID)}
+                              for name, turn in turns.items()])
 
     @app.post("/reset")
     def reset() -> Response:
