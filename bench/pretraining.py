@@ -161,19 +161,71 @@ def summarise() -> Dict[str, List[Dict[str, Any]]]:
     return summary
 
 
+def floor_rows(folder: Path) -> List[Dict[str, Any]]:
+    """Per pre-training stage and epoch of a variant's records (``pretrain-seed<k>-<stage>[-from<e>].json``, a
+    resumed stage in several): every validation InfoNCE term beside the id floor's and chance's on the same batches,
+    as ``{"stage", "epoch", "seed", "terms": {term: {"trained", "floor", "chance"}}}``, by stage then epoch."""
+    rows: Dict[Tuple[int, str, int], Dict[str, Any]] = {}
+    for path in folder.glob("pretrain-seed*-*.json"):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        stage = path.stem.split("-")[2]
+        for entry in result.get("history", []):
+            if entry["mode"] != "val":
+                continue
+            metrics = entry["metrics"]
+            terms = {name: {"trained": value, "floor": metrics.get(f"floor/{name}"),
+                            "chance": metrics.get(f"chance/{name}")}
+                     for name, value in metrics.items() if name.startswith(("coarse/", "fine/"))}
+            rows[(result["seed"], stage, entry["epoch"])] = {"stage": stage, "epoch": entry["epoch"],
+                                                              "seed": result["seed"], "terms": terms}
+    order = {stage: index for index, stage in enumerate(SCHEDULE)}
+    return [rows[key] for key in sorted(rows, key=lambda key: (key[0], order.get(key[1], 9), key[2]))]
+
+
+def floor_markdown(rows: List[Dict[str, Any]]) -> List[str]:
+    """A table of :func:`floor_rows`: ``trained / floor`` per term (bold where the trained term is below the id
+    floor: the model learned what entity ids alone do not give), chance in the header."""
+    if not rows:
+        return []
+    names = sorted({name for row in rows for name in row["terms"]}, key=lambda name: (name.split("/")[0] != "coarse",
+                                                                                       name))
+    chance = {name: next((row["terms"][name]["chance"] for row in rows if name in row["terms"]), None)
+              for name in names}
+    lines = ["Validation InfoNCE of each pre-training epoch, `trained / id floor` (the id floor: one fixed random "
+             "vector per entity id, nothing trained; **bold**: the trained term is below it); chance in the header.",
+             "", "| stage | epoch | " + " | ".join(
+                 f"{name} (chance {chance[name]:.2f})" if chance[name] is not None else name for name in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for row in rows:
+        cells = []
+        for name in names:
+            term = row["terms"].get(name)
+            if term is None or term["floor"] is None:
+                cells.append("" if term is None else f"{term['trained']:.3f}")
+                continue
+            text = f"{term['trained']:.3f} / {term['floor']:.3f}"
+            cells.append(f"**{text}**" if term["trained"] < term["floor"] else text)
+        lines.append(f"| {row['stage']} | {row['epoch'] + 1} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
     lines = ["# C2-CRS: the recommender against the pre-training budget", "",
              f"Report at `{commit}` from `bench/results/redial-pretraining/` (each record names its commit). Rec "
              "stage as `bench.recommendation` runs it (CRSLab protocol); mean ± std over rec seeds; budget (0, 0) is "
              "the `no_pretrain` ablation.", ""]
     for variant, rows in summary.items():
-        lines += [f"## {variant}", "", "| coarse epochs | fine epochs | seeds | "
-                  + " | ".join(label for label, _ in METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
-        for row in rows:
-            cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
-                     for _, key in METRICS]
-            lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [f"## {variant}", ""]
+        if rows:
+            lines += ["| coarse epochs | fine epochs | seeds | " + " | ".join(label for label, _ in METRICS) + " |",
+                      "|---" * (len(METRICS) + 3) + "|"]
+            for row in rows:
+                cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
+                         for _, key in METRICS]
+                lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells)
+                             + " |")
+            lines.append("")
+        lines += floor_markdown(floor_rows(RECORDS / variant))
     return "\n".join(lines)
 
 
@@ -207,14 +259,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--seed", type=int, default=42, help="pre-training seed")
     run.add_argument("--rec-seeds", default="42,43,44")
     run.add_argument("--data-root", default=str(ROOT / "data"))
-    sub.add_parser("report", help="tabulate and plot the recorded rec runs")
+    sub.add_parser("report", help="tabulate and plot the recorded rec runs and the pre-training terms")
     args = parser.parse_args(argv)
     if args.command == "report":
         summary = summarise()
         if not summary:
             parser.error(f"no records under {RECORDS}; run first")
         commit = git_commit()
-        write_report(STEM, {"git_commit": commit, "variants": summary}, markdown(summary, commit))
+        floors = {variant: floor_rows(RECORDS / variant) for variant in summary}
+        write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors}, markdown(summary, commit))
         plot(summary, STEM.with_suffix(".png"))
         return 0
     rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)

@@ -70,3 +70,25 @@ def test_a_stage_snapshots_every_epoch_resumes_from_the_last_and_keeps_only_the_
     assert sorted(int(p.stem.split("epoch")[1]) for p in save.glob("coarse-epoch*.pth")) == curve.SNAPSHOTS
     run._pretrain_stage("coarse")  # done: nothing runs
     assert len(calls) == 2
+
+
+def test_each_pretraining_epoch_sets_its_infonce_terms_beside_the_id_floor(tmp_path, monkeypatch):
+    monkeypatch.setattr(curve, "RECORDS", tmp_path)
+    folder = tmp_path / "paper"
+    folder.mkdir()
+
+    def val(epoch, trained, floor):
+        return {"epoch": epoch, "mode": "val", "metrics": {
+            "coarse/history-kg": trained, "floor/coarse/history-kg": floor, "chance/coarse/history-kg": 5.5,
+            "coarse_loss": trained}}
+
+    train = {"epoch": 0, "mode": "train", "metrics": {"coarse/history-kg": 9.0}}
+    # a stage killed after its first epoch and resumed: two records, one table
+    (folder / "pretrain-seed42-coarse.json").write_text(json.dumps({"seed": 42, "history": [train, val(0, 2.0, 1.5)]}))
+    (folder / "pretrain-seed42-coarse-from1.json").write_text(json.dumps({"seed": 42, "history": [val(1, 1.2, 1.5)]}))
+    rows = curve.floor_rows(folder)
+    assert [(row["stage"], row["epoch"]) for row in rows] == [("coarse", 0), ("coarse", 1)]
+    assert rows[1]["terms"]["coarse/history-kg"] == {"trained": 1.2, "floor": 1.5, "chance": 5.5}
+    text = curve.markdown({"paper": []}, "abc")
+    assert "coarse/history-kg (chance 5.50)" in text
+    assert "| coarse | 1 | 2.000 / 1.500 |" in text and "| coarse | 2 | **1.200 / 1.500** |" in text
