@@ -229,23 +229,40 @@ def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: Dict[str, List[Dict[str, Any]]], path: Path) -> None:
-    """Validation and test Recall@10 against the pre-training epochs (coarse + fine), one line per variant."""
+def plot(summary: Dict[str, List[Dict[str, Any]]], floors: Dict[str, List[Dict[str, Any]]], path: Path) -> None:
+    """Validation and test Recall@10 against the pre-training epochs (coarse + fine), one line per variant, and
+    each variant's validation InfoNCE terms against its epochs with the id floors as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, key, title in ((axes[0], "valid_hit@10", "validation Recall@10"), (axes[1], "hit@10", "test Recall@10")):
         for variant, rows in summary.items():
             rows = [row for row in rows if key in row["mean"]]
-            x = [sum(row["budget"]) for row in rows]
-            ax.errorbar(x, [row["mean"][key] for row in rows], yerr=[row["std"][key] for row in rows],
-                        marker="o", capsize=3, label=variant)
+            if rows:
+                ax.errorbar([sum(row["budget"]) for row in rows], [row["mean"][key] for row in rows],
+                            yerr=[row["std"][key] for row in rows], marker="o", capsize=3, label=variant)
         ax.set_xlabel("pre-training epochs (coarse, then fine)")
         ax.set_title(title)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
+    ax = axes[2]
+    for variant, rows in floors.items():
+        for name in sorted({name for row in rows for name in row["terms"]}):
+            # fine epochs follow the paper's coarse schedule on the x axis
+            points = [(row["epoch"] + 1 + (SCHEDULE["coarse"] if row["stage"] == "fine" else 0), row["terms"][name])
+                      for row in rows if name in row["terms"]]
+            line, = ax.plot([x for x, _ in points], [term["trained"] for _, term in points], marker=".",
+                            label=f"{variant} {name}")
+            floor = [term["floor"] for _, term in points if term["floor"] is not None]
+            if floor:
+                ax.axhline(floor[-1], color=line.get_color(), linestyle="--", linewidth=0.8)
+    ax.set_xlabel("pre-training epochs (coarse, then fine)")
+    ax.set_title("validation InfoNCE (dashed: id floor)")
+    if ax.lines:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -268,7 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         commit = git_commit()
         floors = {variant: floor_rows(RECORDS / variant) for variant in summary}
         write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors}, markdown(summary, commit))
-        plot(summary, STEM.with_suffix(".png"))
+        plot(summary, floors, STEM.with_suffix(".png"))
         return 0
     rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)
     args.data_root = str(Path(args.data_root).resolve())

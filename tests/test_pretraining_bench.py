@@ -92,3 +92,5 @@ def test_each_pretraining_epoch_sets_its_infonce_terms_beside_the_id_floor(tmp_p
     text = curve.markdown({"paper": []}, "abc")
     assert "coarse/history-kg (chance 5.50)" in text
     assert "| coarse | 1 | 2.000 / 1.500 |" in text and "| coarse | 2 | **1.200 / 1.500** |" in text
+    curve.plot({"paper": []}, {"paper": rows}, tmp_path / "curve.png")  # floors only, no rec run yet
+    assert (tmp_path / "curve.png").stat().st_size > 0
