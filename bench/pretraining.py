@@ -127,8 +127,9 @@ class Curve:
     def run(self, rec_seeds: List[int]) -> None:
         for stage in ("coarse", "fine"):
             self._pretrain_stage(stage)
-        for coarse, fine in BUDGETS:
-            for rec_seed in rec_seeds:
+        # seed by seed over the budgets: a run cut short still has the whole curve for its first seeds
+        for rec_seed in rec_seeds:
+            for coarse, fine in BUDGETS:
                 self.rec(coarse, fine, rec_seed)
 
 
