@@ -3,7 +3,7 @@
 Usage::
 
     python -m bench.recommendation run --protocol recommender --models C2CRS,KBRD,KGSF,Popularity,RepeatContext \\
-        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--data-root data]
+        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--variant no_bias|fast] [--data-root data]
     python -m bench.recommendation report
 
 Every model is trained and tested through ``run_crslab.py`` (``bench.child``: CRSLab's runner, our evaluator) with
@@ -19,7 +19,9 @@ CRSLab's KBRD system computes it, hence ``stop_mode: min``), no conversation sta
 conv test batch for CRSLab's systems, ``end_stage=rec`` for C2-CRS). Pre-training is done once per pre-training
 seed in a run of its own, and every rec seed restores it (C2-CRS: ``fine.pth`` of the quick start's pre-training
 budget; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch order, dropout and the
-freshly initialised rec parameters. Checkpoints go to ``<data root>/save/rec-bench/``.
+freshly initialised rec parameters. ``--variant`` runs C2-CRS under a setting compared on validation
+(:data:`VARIANTS`); one that changes the pre-training too (``fast``: the speed options) is pre-trained per seed in a
+run and folder of its own. Checkpoints go to ``<data root>/save/rec-bench/``.
 
 The report (``bench/results/redial-rec.{md,json,png}``) gives per protocol and model the mean and sample standard
 deviation over seeds of Recall@1/10/50, MRR@10, NDCG@10 and new-item Recall@10, the validation Recall@10 of the
@@ -76,8 +78,13 @@ PRETRAIN_FLAGS = {
               "fine.max_batches=40", "fine.valid_max_batches=5", "end_stage=fine"],
     "KGSF": ["pretrain_cache=true", "rec.epoch=0", *NO_CONV],
 }
-# C2-CRS settings compared on validation (``--variant``).
-VARIANTS = {"no_bias": ["rec_bias=false"]}
+# C2-CRS's speed options (docs/benchmark.md, speed options): bfloat16 encoder layers, cheaper dropout masks, fused Adam.
+FAST_TRAINING = ["mixed_precision=bf16", "fast_dropout=true"] + [f"{stage}.optimizer.fused=true"
+                                                                 for stage in ("coarse", "fine", "rec")]
+# C2-CRS settings compared on validation (``--variant``): overrides of the rec runs, and of the pre-training too for
+# those in PRETRAINING_VARIANTS (pre-trained per seed in a folder of their own).
+VARIANTS = {"no_bias": ["rec_bias=false"], "fast": FAST_TRAINING}
+PRETRAINING_VARIANTS = ("fast",)
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("new R@10", "new_hit@10"))
 TESTED_KS = (10, 50)
@@ -96,7 +103,7 @@ PUBLISHED = {
     "all": (("C2-CRS", "C2-CRS paper, Table 1", (0.053, 0.233, 0.407)),),
 }
 PUBLISHED_KEYS = ("hit@1", "hit@10", "hit@50")
-VARIANT_LABELS = {"no_bias": "no item bias"}
+VARIANT_LABELS = {"no_bias": "no item bias", "fast": "speed options"}
 # The columns of the generated tables: the README's, docs/results.md's, and the report's (every metric).
 README_COLUMNS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50", "hit@50"))
 DOCS_COLUMNS = README_COLUMNS + (("R@10, no context entity", "entityless_hit@10"), ("valid R@10", "valid_hit@10"))
@@ -172,16 +179,21 @@ class Bench:
         result.pop("config", None)  # the overrides and the committed config files say it
         return result
 
-    def pretrain(self, model: str, seed: int) -> str:
-        """The checkpoint folder of ``model``'s pre-training with ``seed``, run first when it is missing."""
-        folder = f"{CHECKPOINTS}/{model}-pretrain-seed{seed}"
+    def pretrain(self, model: str, seed: int, variant: Optional[str] = None) -> str:
+        """The checkpoint folder of ``model``'s pre-training with ``seed`` (under ``variant`` when it changes the
+        pre-training), run first when it is missing."""
+        variant = variant if variant in PRETRAINING_VARIANTS else None
+        name = model + (f"-{variant}" if variant else "")
+        folder = f"{CHECKPOINTS}/{name}-pretrain-seed{seed}"
         marker = Path(self.data_root) / "save" / folder / ("fine.pth" if model == "C2CRS" else "pretrain.pth")
         if not marker.is_file():
-            logger.info(f"[rec bench] pre-training {model} with seed {seed}")
-            result = self.run(f"{model}-pretrain-seed{seed}", model, seed,
-                               PRETRAIN_FLAGS[model] + [f"checkpoint_dir={folder}"])
+            logger.info(f"[rec bench] pre-training {name} with seed {seed}")
+            result = self.run(f"{name}-pretrain-seed{seed}", model, seed,
+                              PRETRAIN_FLAGS[model] + (VARIANTS[variant] if variant else [])
+                              + [f"checkpoint_dir={folder}"])
             result.pop("ranks", None)
-            write_json(RECORDS / "pretrain" / f"{model}-seed{seed}.json", result, indent=1, default=str)
+            (RECORDS / "pretrain").mkdir(parents=True, exist_ok=True)
+            write_json(RECORDS / "pretrain" / f"{name}-seed{seed}.json", result, indent=1, default=str)
         return folder
 
     def rec(self, model: str, seed: int, pretrain_seed: int, variant: Optional[str]) -> None:
@@ -193,7 +205,7 @@ class Bench:
             return
         overrides = REC_FLAGS.get(model, []) + (VARIANTS[variant] if variant else [])
         if model in PRETRAIN_FLAGS:
-            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed)}"]
+            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant)}"]
         # C2-CRS restores fine.pth and starts at its rec stage; KGSF restores pretrain.pth in its pretrain stage
         extra = ["--stage", "rec"] if model == "C2CRS" else []
         result = self.run(f"{name}-seed{seed}", model, seed, overrides, extra)

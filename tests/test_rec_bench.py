@@ -99,3 +99,26 @@ def test_the_generated_tables_and_findings():
     assert "seed 43 − seed 42: -0.0100 (p 0.2)" in spread
     assert "+0.0100 (p 0.03)" in rec.bias_finding(report) and "on the 9 targets" in rec.bias_finding(report)
     assert "86% of the paper's 0.233" in rec.paper_finding(report)
+
+
+def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(rec, "RECORDS", tmp_path)
+    calls = []
+
+    def run(self, run_name, model, seed, overrides, extra=None):
+        calls.append((run_name, overrides, extra))
+        return {"test": {"hit@10": 0.1}, "history": [], "bench_wall_seconds": 1.0}
+
+    monkeypatch.setattr(rec.Bench, "run", run)
+    bench = rec.Bench("recommender", str(tmp_path / "data"), tmp_path)
+    bench.rec("C2CRS", 42, 42, "fast")
+    bench.rec("C2CRS", 42, 42, "no_bias")
+    (pretrain, pretrain_flags, _), (fast, fast_flags, _), (plain_pretrain, plain_flags, _), (no_bias, _, _) = calls
+    assert pretrain == "C2CRS-fast-pretrain-seed42" and plain_pretrain == "C2CRS-pretrain-seed42"
+    assert set(rec.FAST_TRAINING) <= set(pretrain_flags) and "checkpoint_dir=rec-bench/C2CRS-fast-pretrain-seed42" \
+        in pretrain_flags
+    assert set(rec.FAST_TRAINING) <= set(fast_flags) and "checkpoint_dir=rec-bench/C2CRS-fast-pretrain-seed42" \
+        in fast_flags
+    assert not set(rec.FAST_TRAINING) & set(plain_flags)
+    assert (tmp_path / "pretrain" / "C2CRS-fast-seed42.json").is_file()
+    assert (tmp_path / "recommender" / "C2CRS-fast-seed42.json").is_file() and no_bias == "C2CRS-no_bias-seed42"

@@ -47,6 +47,7 @@ def test_data_sizes_cannot_be_overridden_from_the_yaml():
         ({"stop_loss": "none"}, "'stop_loss' must be one of ('plain', 'weighted')"),
         ({"stop_rule": "maybe"}, "'stop_rule' must be one of ('stop_first', 'argmax')"),
         ({"block_stutter": "sometimes"}, "'block_stutter' must be one of ('chat', 'always', 'never')"),
+        ({"mixed_precision": False}, "'mixed_precision' must be one of ('fp32', 'bf16')"),
     ],
 )
 def test_invalid_values_name_the_key(opt, fragment):

@@ -1,4 +1,5 @@
-"""Speed-ups that must not change results: distinct review sentences encoded once, frozen encoders."""
+"""Speed-ups that must not change results (distinct review sentences encoded once, frozen encoders, gradient
+checkpointing) and one that changes them by rounding only (bf16 mixed precision)."""
 import torch
 
 import tiny_c2crs
@@ -101,3 +102,25 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     assert any(name.startswith("history_encoder.transformer.layers") for name in grads_on)
     for name, grad in grads_off.items():
         torch.testing.assert_close(grads_on[name], grad, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_bf16_mixed_precision_runs_the_encoder_layers_in_bf16_and_keeps_the_rest_float32():
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model = tiny_c2crs.model(dropout=0.0, relu_dropout=0.0, mixed_precision=precision).train()
+        dtypes = []
+        layer = model.history_encoder.transformer.layers[0].ffn.lin1
+        layer.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+        torch.manual_seed(7)
+        encoding = model.history_encoder(tiny_c2crs.batch()["context"])
+        loss, _ = model.pretrain(tiny_c2crs.batch(), "fine")
+        loss.backward()
+        assert encoding.states.dtype == encoding.pooled.dtype == torch.float32
+        assert all(p.dtype == torch.float32 and (p.grad is None or p.grad.dtype == torch.float32)
+                   for p in model.parameters())
+        results[precision] = (dtypes[0], encoding.states.detach(), loss.detach())
+    assert results["fp32"][0] == torch.float32 and results["bf16"][0] == torch.bfloat16
+    # bfloat16 keeps 8 bits of mantissa: the same function, rounded
+    torch.testing.assert_close(results["bf16"][1], results["fp32"][1], rtol=0.05, atol=0.05)
+    torch.testing.assert_close(results["bf16"][2], results["fp32"][2], rtol=0.02, atol=0.0)
+    assert not torch.equal(results["bf16"][1], results["fp32"][1])

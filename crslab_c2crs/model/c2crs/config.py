@@ -66,6 +66,8 @@ STOP_LOSSES = ("plain", "weighted")
 STOP_RULES = ("stop_first", "argmax")
 # When greedy decoding refuses a word right after itself (``block_stutter``).
 STUTTER_RULES = ("chat", "always", "never")
+# ``mixed_precision`` (Accelerate's name): the dtype the encoders' Transformer layers compute in.
+MIXED_PRECISIONS = ("fp32", "bf16")
 
 # Filled from CRSLab's vocab/side_data, never from the YAML.
 _DATA_FIELDS = (
@@ -131,6 +133,16 @@ class C2CRSConfig:
         gradient_checkpointing: recompute the history and review encoders' layers in backward instead of keeping
             their activations (Hugging Face's name): the same gradients, the pre-training and conversation stages'
             peak memory about halved, for one more forward pass of those layers (docs/benchmark.md, memory).
+        mixed_precision: ``"fp32"`` (default, float32 throughout) or ``"bf16"``: the history and review encoders'
+            Transformer layers run under ``torch.autocast`` in bfloat16 (matrix products in bfloat16, weights,
+            gradients and optimizer states stay float32; the layers' output is cast back to float32, so pooling,
+            heads, losses and the R-GCN are unchanged). Faster where the CPU multiplies bfloat16 in hardware (AMX,
+            AVX-512 BF16) and on GPUs, and it halves those layers' activations; results change by bfloat16
+            rounding (docs/benchmark.md, speed). Attention itself stays float32: CPU's bfloat16 attention backward
+            is slower than its float32 one.
+        fast_dropout: every dropout of the model draws its masks as 16-bit random integers
+            (:class:`~crslab_c2crs.model.c2crs.dropout.FastDropout`; ``p`` rounded to 1/65536) instead of
+            ``nn.Dropout``'s floats: cheaper on CPU, a boolean mask kept for backward, a different random stream.
         use_history, use_kg, use_review: ablation switches (Table 4 "w/o CH", "w/o SD", "w/o UD").
     """
 
@@ -168,6 +180,8 @@ class C2CRSConfig:
     stop_rule: str = "stop_first"
     rec_bias: bool = True
     gradient_checkpointing: bool = False
+    mixed_precision: str = "fp32"
+    fast_dropout: bool = False
     use_history: bool = True
     use_kg: bool = True
     use_review: bool = True
@@ -273,6 +287,8 @@ def _validated(name: str, annotation: Any, value: Any) -> Any:
         raise ConfigError(f"C2CRS option 'stop_rule' must be one of {STOP_RULES}, got {value!r}")
     if name == "block_stutter" and value not in STUTTER_RULES:
         raise ConfigError(f"C2CRS option 'block_stutter' must be one of {STUTTER_RULES}, got {value!r}")
+    if name == "mixed_precision" and value not in MIXED_PRECISIONS:
+        raise ConfigError(f"C2CRS option 'mixed_precision' must be one of {MIXED_PRECISIONS}, got {value!r}")
     return value
 
 

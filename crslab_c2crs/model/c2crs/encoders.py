@@ -74,6 +74,7 @@ def _transformer_encoder(config: C2CRSConfig, token_embedding: nn.Embedding) -> 
         embeddings_scale=config.embeddings_scale,
         learn_positional_embeddings=config.learn_positional_embeddings,
         gradient_checkpointing=config.gradient_checkpointing,
+        autocast_dtype=torch.bfloat16 if config.mixed_precision == "bf16" else None,
     )
 
 

@@ -38,6 +38,7 @@ from crslab_c2crs.model.c2crs.decoder import (
     token_weights,
     weighted_nll,
 )
+from crslab_c2crs.model.c2crs.dropout import use_fast_dropout
 from crslab_c2crs.model.c2crs.encoders import (
     HistoryEncoder,
     HistoryEncoding,
@@ -136,6 +137,8 @@ class C2CRSModel(BaseModel):
             "token_repeats"), config.vocab_size), persistent=False)
         self._kg_cache: Optional[Tuple[tuple, Tensor]] = None
         self.frozen: frozenset = frozenset()
+        if config.fast_dropout:
+            use_fast_dropout(self)
 
     def freeze(self, parts: Iterable[str]) -> None:
         """Use the ``kg``, ``history`` and/or ``review`` encoders as fixed feature extractors from now on.

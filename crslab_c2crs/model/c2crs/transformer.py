@@ -145,9 +145,11 @@ class MultiHeadAttention(nn.Module):
             q_len, k_len = q.shape[-2], k.shape[-2]
             past = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device).tril(k_len - q_len)
             allowed = past if allowed is None else allowed & past
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout.p if self.training else 0.0
-        )
+        # under autocast the projections are bfloat16; attention runs in float32, whose CPU backward is faster
+        with torch.autocast(q.device.type, enabled=False):
+            out = F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), attn_mask=allowed, dropout_p=self.dropout.p if self.training else 0.0
+            )
         out = self.out_proj(out.transpose(1, 2).reshape(query.shape))
         if has_key is not None:
             out = out * has_key[:, None, None].to(out.dtype)
@@ -198,6 +200,8 @@ class TransformerEncoder(nn.Module):
         gradient_checkpointing: in training, keep only each layer's input for backward and recompute the layer
             then (``torch.utils.checkpoint``, with the dropout masks of the forward pass restored): the same
             gradients in a fraction of the memory, for one more forward pass of the layers.
+        autocast_dtype: None (float32) or a lower precision the layers compute in under ``torch.autocast``
+            (``mixed_precision``); their output is returned in float32.
         Remaining arguments as in :class:`~crslab_c2crs.model.c2crs.config.C2CRSConfig`.
     """
 
@@ -215,11 +219,13 @@ class TransformerEncoder(nn.Module):
         embeddings_scale: bool,
         learn_positional_embeddings: bool,
         gradient_checkpointing: bool = False,
+        autocast_dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
         dim = token_embedding.embedding_dim
         self.pad_token_idx = pad_token_idx
         self.gradient_checkpointing = gradient_checkpointing
+        self.autocast_dtype = autocast_dtype
         self.embed = TokenPositionEmbedding(
             token_embedding, n_positions, dropout, embeddings_scale, learn_positional_embeddings
         )
@@ -237,6 +243,7 @@ class TransformerEncoder(nn.Module):
         pad_mask = tokens.eq(self.pad_token_idx)
         x = self.embed(tokens, positions_from_pad_mask(pad_mask)).masked_fill(pad_mask.unsqueeze(-1), 0.0)
         recompute = self.gradient_checkpointing and torch.is_grad_enabled()
-        for layer in self.layers:
-            x = checkpoint(layer, x, pad_mask, use_reentrant=False) if recompute else layer(x, pad_mask)
-        return x, pad_mask
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            for layer in self.layers:
+                x = checkpoint(layer, x, pad_mask, use_reentrant=False) if recompute else layer(x, pad_mask)
+        return x.float(), pad_mask
