@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m bench.speed [--baseline 427dc2a] [--models C2CRS,KGSF,KBRD] [--data-root data]
+    python -m bench.speed [--baseline 427dc2a] [--models C2CRS,KGSF,KBRD] [--set KEY=VALUE ...] [--name speed-cpu]
+        [--data-root data]
 
 For each model, each stage is run for a fixed number of training steps (and the conv test pass for a fixed number
 of batches of greedy decoding) twice, each time in its own process: once with the code of ``--baseline`` (a git
@@ -10,7 +11,8 @@ worktree of that commit: CRSLab's batch order, the explicit attention, the previ
 checkout (length bucketing, SDPA attention, everything else of the fast-training work). Batch sizes are the cpu
 profile's (pre-training and rec 256, conv 128). Writes ``bench/results/speed-cpu.{json,md}`` with samples/s,
 seconds per step, peak RSS and new/old ratios per stage, and a projection of the wall time of the paper's whole
-C2-CRS schedule on this machine.
+C2-CRS schedule on this machine. ``--set`` overrides apply to the new path only (e.g. C2-CRS's speed options, which
+the old code does not know); ``--name`` names the report.
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ def run_path(model: str, tree: Path, args: argparse.Namespace, workdir: Path, la
     caps = [cap.format(**STEPS) for cap in CAPS]
     overrides = BATCH[model] + ["fast_rgcn=true"]
     overrides += [f"checkpoint_dir=speed_{model}_{label}"] if model == "C2CRS" else []
+    overrides += args.set if label == "new" else []
     # -P: the script folder (bench/, which has a profile.py) must not shadow the standard library
     command = [sys.executable, "-P", str(ROOT / "bench" / "speed_child.py"), "--out", str(out)]
     command += [part for cap in caps for part in ("--cap", cap)] + ["--"]
@@ -120,7 +123,8 @@ def projection(new: Dict[str, Any], sizes: Dict[str, int], rec_epochs: int, conv
 def markdown(report: Dict[str, Any]) -> str:
     lines = [f"# Training speed, new path against `{report['baseline']}`", "",
              f"Commit `{report['git_commit']}` (working tree), {report['machine']}, torch {report['torch']}, "
-             f"{report['threads']} threads. Each path of each model runs in its own process, one after the other "
+             f"{report['threads']} threads; new path's overrides: {' '.join(report.get('overrides', [])) or 'none'}. "
+             "Each path of each model runs in its own process, one after the other "
              f"on the same machine; steps per stage: {report['steps']}; batch sizes: pre-training and rec 256, "
              "conv 128. Samples/s count training steps (forward, backward, update) or test batches (conv: greedy "
              "decoding).", "",
@@ -157,6 +161,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rec-epochs", type=int, default=10, help="rec epochs assumed by the projection")
     parser.add_argument("--conv-epochs", type=int, default=10, help="conv epochs assumed by the projection")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override of the new path only (repeatable)")
+    parser.add_argument("--name", default="speed-cpu", help="file name of the report, without extension")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.data_root = str(Path(args.data_root).resolve())
@@ -171,7 +178,8 @@ def main(argv: List[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     report: Dict[str, Any] = {"baseline": args.baseline, "git_commit": git_commit(), "torch": torch.__version__,
                               "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
-                              "threads": torch.get_num_threads(), "steps": STEPS, "models": {}}
+                              "threads": torch.get_num_threads(), "steps": STEPS, "overrides": args.set,
+                              "models": {}}
     with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
         old_tree = worktree(args.baseline, Path(tmp))
         try:
@@ -187,7 +195,7 @@ def main(argv: List[str] | None = None) -> int:
                       conv_epochs=args.conv_epochs)
         report["projection"] = projection(report["models"]["C2CRS"]["new"], report["epoch_sizes"],
                                           args.rec_epochs, args.conv_epochs)
-    write_report(out_dir / "speed-cpu", report, markdown(report))
+    write_report(out_dir / args.name, report, markdown(report))
     return 0
 
 
