@@ -20,6 +20,7 @@ reference's step time to the option's on the same batch and its range over batch
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -112,6 +113,23 @@ def markdown(report: Dict[str, Any]) -> str:
                          f"{row['speedup_min']:.2f}-{row['speedup_max']:.2f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def docs_table(report: Dict[str, Any]) -> str:
+    """Markdown for the docs: a row per option, each stage's seconds per step and median same-batch speed-up."""
+    stages = list(report["stages"])
+    lines = ["| option | " + " | ".join(f"{stage} s/step | {stage} speed-up" for stage in stages) + " |",
+             "|---|" + "---|---|" * len(stages)]
+    for name in report["options"]:
+        cells = [f"{report['stages'][stage][name]['seconds_per_step']:.2f} | "
+                 f"**{report['stages'][stage][name]['speedup_median']:.2f}x**" for stage in stages]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load(name: str = "c2crs-step-speed") -> Dict[str, Any]:
+    """A committed record, ``bench/results/<name>.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
