@@ -26,7 +26,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -177,17 +177,19 @@ def markdown(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison(plain: Dict[str, Any], option: Dict[str, Any], label: str) -> str:
-    """Markdown: each stage's step peak and activations in two records (without and with ``label``) and the
-    saving, for the docs."""
-    lines = [f"| stage | step peak | with {label} | saved | activations for backward | with {label} |",
-             "|---|---|---|---|---|---|"]
-    for stage, row in plain["stages"].items():
-        other = option["stages"][stage]
-        before, after = sum(row["activations_mb"].values()), sum(other["activations_mb"].values())
-        lines.append(f"| {stage} | {row['peak_rss_mb'] / 1024:.2f} GiB | **{other['peak_rss_mb'] / 1024:.2f} GiB** | "
-                     f"{(row['peak_rss_mb'] - other['peak_rss_mb']) / 1024:+.2f} GiB | {before / 1024:.2f} GiB | "
-                     f"{after / 1024:.2f} GiB |")
+def comparison(records: List[Tuple[str, Dict[str, Any]]]) -> str:
+    """Markdown for the docs: each stage's step peak and activations for backward in every record, labelled (the
+    first is the reference the others' savings are against)."""
+    (_, reference), labels = records[0], [label for label, _ in records]
+    lines = ["| stage | " + " | ".join(f"step peak, {label}" for label in labels) + " | "
+             + " | ".join(f"activations, {label}" for label in labels) + " |",
+             "|---|" + "---|" * (2 * len(records))]
+    for stage, row in reference["stages"].items():
+        peaks = [record["stages"][stage]["peak_rss_mb"] / 1024 for _, record in records]
+        activations = [sum(record["stages"][stage]["activations_mb"].values()) / 1024 for _, record in records]
+        cells = [f"{peaks[0]:.2f} GiB"] + [f"**{peak:.2f} GiB** ({peak - peaks[0]:+.2f})" for peak in peaks[1:]]
+        cells += [f"{size:.2f} GiB" for size in activations]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
