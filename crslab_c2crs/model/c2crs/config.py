@@ -137,9 +137,9 @@ class C2CRSConfig:
             Transformer layers run under ``torch.autocast`` in bfloat16 (matrix products in bfloat16, weights,
             gradients and optimizer states stay float32; the layers' output is cast back to float32, so pooling,
             heads, losses and the R-GCN are unchanged). Faster where the CPU multiplies bfloat16 in hardware (AMX,
-            AVX-512 BF16) and on GPUs, and it halves those layers' activations; results change by bfloat16
-            rounding (docs/benchmark.md, speed). Attention itself stays float32: CPU's bfloat16 attention backward
-            is slower than its float32 one.
+            AVX-512 BF16) and on GPUs; the products' saved inputs are half the size (the float32 residual stream
+            is not); results change by bfloat16 rounding (docs/benchmark.md, speed options). Attention itself stays
+            float32: CPU's bfloat16 attention backward is slower than its float32 one.
         fast_dropout: every dropout of the model draws its masks as 16-bit random integers
             (:class:`~crslab_c2crs.model.c2crs.dropout.FastDropout`; ``p`` rounded to 1/65536) instead of
             ``nn.Dropout``'s floats: cheaper on CPU, a boolean mask kept for backward, a different random stream.
