@@ -3,6 +3,7 @@
 Usage::
 
     python -m bench.memory [--data-root data] [--seed 42] [--out bench/results] [--set KEY=VALUE ...] [--name NAME]
+    python -m bench.memory --whole [...]           # the quick start's whole run, peak per stage and pass
 
 Runs C2-CRS through ``run_crslab.py`` in this process with the config's own batch sizes, one training step per stage
 (coarse, fine, rec, conv) on that stage's **longest** training batch (the training batches are put longest first,
@@ -15,7 +16,13 @@ by context tokens), one validation and one test batch. For every training step i
   tensor autograd saves, each storage counted once, parameters and buffers left out), and the batch's shape.
 
 Before the first stage it records the memory after the imports and after the data and model are built. Writes
-``<NAME>.json`` and ``.md`` (default ``c2crs-memory``). Memory does not depend on the machine's load, so this can
+``<NAME>.json`` and ``.md`` (default ``c2crs-memory``).
+
+With ``--whole`` it runs the quick start's budget instead (the Makefile's ``QUICK`` overrides, its own checkpoint
+folder) and records the process's peak (``VmHWM``) and the largest resident set sampled (every 50 ms) during each
+stage's training, validation and test passes, with the ``MALLOC_*`` and ``LD_PRELOAD`` settings it ran under (an
+allocator is chosen before the process starts: ``MALLOC_ARENA_MAX=2 python -m bench.memory --whole ...``). Default
+name ``c2crs-memory-whole``. Memory does not depend on the machine's load, so this can
 run beside other work.
 """
 from __future__ import annotations
@@ -23,7 +30,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -32,7 +41,7 @@ import torch
 from torch import nn
 
 from bench.profile import PARTS, hook_parts
-from bench.redial import RESULTS, ROOT, crslab_argv, git_commit, require_built_data, write_report
+from bench.redial import RESULTS, ROOT, crslab_argv, git_commit, quick_start_overrides, require_built_data, write_report
 
 MB = 1024 * 1024
 OTHER = "losses and glue"
@@ -156,6 +165,63 @@ class StageMemory:
         return wrapper
 
 
+class PassPeaks:
+    """The largest resident set seen during each stage's passes of a whole run (``coarse/train``, ``rec/val``,
+    ``conv/test``, ...), sampled every ``every`` seconds by a thread and at every step; a pass's label holds from
+    its first step until the next pass's first step, so what a pass leaves behind counts to it. Use as a context
+    manager."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self.label = "setup"
+        self.peaks: Dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def record(self) -> None:
+        label, rss = self.label, _status_mb("VmRSS")
+        self.peaks[label] = max(self.peaks.get(label, 0.0), rss)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.record()
+
+    def wrap_step(self, step):
+        @functools.wraps(step)
+        def wrapper(system, batch, stage, mode):
+            self.label = f"{stage}/{mode}"
+            self.record()
+            return step(system, batch, stage, mode)
+        return wrapper
+
+    def __enter__(self) -> "PassPeaks":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.record()
+
+
+def allocator_settings() -> Dict[str, str]:
+    """The environment variables that choose or tune the C allocator of this process."""
+    return {key: value for key, value in sorted(os.environ.items())
+            if key.startswith("MALLOC_") or key == "LD_PRELOAD"}
+
+
+def whole_markdown(report: Dict[str, Any]) -> str:
+    settings = ", ".join(f"`{key}={value}`" for key, value in report["allocator"].items()) or "glibc defaults"
+    lines = ["# C2-CRS's memory over a whole run (CPU)", "",
+             f"Commit `{report['git_commit']}`, torch {report['torch']}, overrides {report['overrides'] or 'none'}, "
+             f"allocator: {settings}. The quick start's budget (the Makefile's `QUICK`). Process peak (`VmHWM`): "
+             f"**{report['process_peak_mb'] / 1024:.2f} GiB** ({report['process_peak_mb'] * 2**20 / 1e9:.2f} GB). "
+             "`python -m bench.memory --whole`.", "",
+             "| stage / pass | largest resident set sampled (GiB) |", "|---|---|"]
+    lines += [f"| {label} | {mb / 1024:.2f} |" for label, mb in report["passes"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(report: Dict[str, Any]) -> str:
     setup = ", ".join(f"{name} {mb:.0f} MB" for name, mb in report["setup"].items())
     lines = ["# Where C2-CRS's training memory goes (CPU)", "",
@@ -205,7 +271,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. a memory option; it is named in the report")
-    parser.add_argument("--name", default="c2crs-memory", help="file name of the report, without extension")
+    parser.add_argument("--name", default=None,
+                        help="file name of the report, without extension (default c2crs-memory[-whole])")
+    parser.add_argument("--whole", action="store_true", help="the quick start's whole run, peak per stage and pass")
     args = parser.parse_args(argv)
     require_built_data(parser, args.data_root)
     if not Path("/proc/self/clear_refs").exists():
@@ -213,6 +281,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     import crslab_c2crs.data.batching as batching
     import crslab_c2crs.system.c2crs as c2crs
     from crslab_c2crs.cli import build_parser, run
+
+    if args.whole:
+        overrides = [flag for flag in quick_start_overrides() if not flag.startswith("checkpoint_dir=")]
+        peaks = PassPeaks()
+        c2crs.C2CRSSystem.step = peaks.wrap_step(c2crs.C2CRSSystem.step)
+        reset_peak()
+        with peaks:
+            run(build_parser().parse_args(crslab_argv(
+                "C2CRS", args.data_root, args.seed, [*overrides, "checkpoint_dir=bench_memory_whole", *args.set])))
+        report = {"git_commit": git_commit(), "torch": torch.__version__, "overrides": args.set,
+                  "allocator": allocator_settings(), "passes": peaks.peaks,
+                  # the kernel updates VmHWM lazily, so a sample may exceed it by a few pages
+                  "process_peak_mb": max(_status_mb("VmHWM"), *peaks.peaks.values())}
+        write_report(Path(args.out) / (args.name or "c2crs-memory-whole"), report, whole_markdown(report))
+        return 0
 
     meter = StageMemory()
     batching.bucketed_batches = longest_first(batching.bucketed_batches)
@@ -224,7 +307,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "C2CRS", args.data_root, args.seed, ["checkpoint_dir=bench_memory", *steps, *args.set])))
     report = {"git_commit": git_commit(), "torch": torch.__version__, "overrides": args.set,
               "setup": meter.setup, "stages": meter.stages}
-    write_report(Path(args.out) / args.name, report, markdown(report))
+    write_report(Path(args.out) / (args.name or "c2crs-memory"), report, markdown(report))
     return 0
 
 

@@ -20,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -111,6 +113,16 @@ def git_commit() -> str:
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def quick_start_overrides() -> List[str]:
+    """The quick start's config overrides (the Makefile's ``QUICK``, its one definition), as ``KEY=VALUE`` strings."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    variables = dict(re.findall(r"^([A-Z_]+) := (.*)$", text, flags=re.MULTILINE))
+    if "QUICK" not in variables:
+        raise RuntimeError(f"{ROOT / 'Makefile'} defines no QUICK")
+    flags = re.sub(r"\$\(([A-Z_]+)\)", lambda match: variables[match.group(1)], variables["QUICK"])
+    return [value.strip("'") for value in shlex.split(flags) if value != "--set"]
 
 
 def crslab_argv(model: str, data_root: str, seed: int, overrides: List[str]) -> List[str]:

@@ -206,6 +206,47 @@ def test_longest_first_orders_only_training_batches():
     assert longest_first(fake)(lengths, 2, False, 1) == [[1, 3], [0, 5], [2, 4]]
 
 
+def test_the_quick_start_overrides_come_from_the_makefile():
+    from bench.redial import quick_start_overrides
+
+    flags = quick_start_overrides()
+    assert {"coarse.max_batches=40", "fine.max_batches=40", "checkpoint_dir=C2CRS_quickstart",
+            "conv_freeze=[kg,history,review]"} <= set(flags)
+    assert not [flag for flag in flags if "$(" in flag or flag.startswith("-") or "=" not in flag]
+
+
+def test_pass_peaks_label_the_samples_by_stage_and_pass():
+    from bench.memory import PassPeaks
+
+    peaks = PassPeaks(every=0.001)
+    step = peaks.wrap_step(lambda system, batch, stage, mode: bytearray(8 * 2**20))
+    with peaks:
+        step(None, None, "coarse", "train")
+        step(None, None, "rec", "valid")
+    assert {"coarse/train", "rec/valid"} <= set(peaks.peaks) <= {"setup", "coarse/train", "rec/valid"}
+    assert all(mb > 0 for mb in peaks.peaks.values())
+
+
+@pytest.mark.slow
+def test_memory_bench_whole_run_peaks_every_pass(tiny_root, tmp_path, monkeypatch):
+    from bench import memory
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(C2CRSSystem, "step", C2CRSSystem.step)  # bench.memory wraps it in its process
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    argv = ["--data-root", str(tiny_root), "--out", str(tmp_path), "--whole"]
+    for override in [o for o in SHORT["C2CRS"] if "epoch" not in o] + ["num_threads=1"]:
+        argv += ["--set", override]
+    assert memory.main(argv) == 0
+    report = json.loads((tmp_path / "c2crs-memory-whole.json").read_text())
+    assert {"coarse/train", "coarse/val", "fine/train", "rec/train", "rec/val", "rec/test", "conv/train",
+            "conv/test"} <= set(report["passes"])
+    assert report["process_peak_mb"] >= max(report["passes"].values()) > 0
+    assert report["allocator"]["MALLOC_ARENA_MAX"] == "2"
+    assert "| rec/test |" in (tmp_path / "c2crs-memory-whole.md").read_text()
+
+
 @pytest.mark.slow
 def test_memory_bench_splits_each_stage_and_checkpointing_drops_the_encoders_activations(tiny_root, tmp_path,
                                                                                          monkeypatch):
