@@ -49,6 +49,7 @@ from bench.redial import (
     crslab_argv,
     git_commit,
     mean_std,
+    quick_start_overrides,
     require_built_data,
     run_child,
     write_report,
@@ -74,8 +75,7 @@ REC_FLAGS = {
 }
 # The quick start's pre-training budget (Makefile QUICK) for C2-CRS; KGSF's own (config: 3 epochs of 128).
 PRETRAIN_FLAGS = {
-    "C2CRS": ["coarse.epoch=1", "coarse.max_batches=40", "coarse.valid_max_batches=5", "fine.epoch=1",
-              "fine.max_batches=40", "fine.valid_max_batches=5", "end_stage=fine"],
+    "C2CRS": [flag for flag in quick_start_overrides() if flag.startswith(("coarse.", "fine."))] + ["end_stage=fine"],
     "KGSF": ["pretrain_cache=true", "rec.epoch=0", *NO_CONV],
 }
 # C2-CRS's speed options (docs/benchmark.md, speed options): bfloat16 encoder layers, cheaper dropout masks, fused Adam.
