@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import os
 import sys
@@ -175,6 +176,9 @@ class PassPeaks:
         self.every = every
         self.label = "setup"
         self.peaks: Dict[str, float] = {}
+        # at the first step of each pass: the resident set and the bytes of every live tensor (a gap between them
+        # is memory the allocator holds but no tensor uses)
+        self.starts: Dict[str, Dict[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -189,7 +193,10 @@ class PassPeaks:
     def wrap_step(self, step):
         @functools.wraps(step)
         def wrapper(system, batch, stage, mode):
-            self.label = f"{stage}/{mode}"
+            label = f"{stage}/{mode}"
+            if label != self.label:
+                self.starts[label] = {"rss_mb": _status_mb("VmRSS"), "live_tensors_mb": live_tensors_mb()}
+            self.label = label
             self.record()
             return step(system, batch, stage, mode)
         return wrapper
@@ -202,6 +209,20 @@ class PassPeaks:
         self._stop.set()
         self._thread.join()
         self.record()
+
+
+def live_tensors_mb() -> float:
+    """MiB of the storages of every tensor the garbage collector can reach (each storage once)."""
+    storages = {}
+    for obj in gc.get_objects():
+        try:
+            # type(), not isinstance(): isinstance reads __class__, which deprecated module proxies warn about
+            if issubclass(type(obj), torch.Tensor) and obj.layout == torch.strided and obj.device.type == "cpu":
+                storage = obj.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, ReferenceError):  # tensors without storage (meta, freed weak proxies)
+            continue
+    return sum(storages.values()) / MB
 
 
 def allocator_settings() -> Dict[str, str]:
@@ -217,8 +238,12 @@ def whole_markdown(report: Dict[str, Any]) -> str:
              f"allocator: {settings}. The quick start's budget (the Makefile's `QUICK`). Process peak (`VmHWM`): "
              f"**{report['process_peak_mb'] / 1024:.2f} GiB** ({report['process_peak_mb'] * 2**20 / 1e9:.2f} GB). "
              "`python -m bench.memory --whole`.", "",
-             "| stage / pass | largest resident set sampled (GiB) |", "|---|---|"]
-    lines += [f"| {label} | {mb / 1024:.2f} |" for label, mb in report["passes"].items()]
+             "| stage / pass | largest resident set sampled (GiB) | at its first step: resident | live tensors |",
+             "|---|---|---|---|"]
+    for label, mb in report["passes"].items():
+        start = report.get("pass_starts", {}).get(label)
+        cells = [f"{start['rss_mb'] / 1024:.2f}", f"{start['live_tensors_mb'] / 1024:.2f}"] if start else ["", ""]
+        lines.append(f"| {label} | {mb / 1024:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -291,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             run(build_parser().parse_args(crslab_argv(
                 "C2CRS", args.data_root, args.seed, [*overrides, "checkpoint_dir=bench_memory_whole", *args.set])))
         report = {"git_commit": git_commit(), "torch": torch.__version__, "overrides": args.set,
-                  "allocator": allocator_settings(), "passes": peaks.peaks,
+                  "allocator": allocator_settings(), "passes": peaks.peaks, "pass_starts": peaks.starts,
                   # the kernel updates VmHWM lazily, so a sample may exceed it by a few pages
                   "process_peak_mb": max(_status_mb("VmHWM"), *peaks.peaks.values())}
         write_report(Path(args.out) / (args.name or "c2crs-memory-whole"), report, whole_markdown(report))

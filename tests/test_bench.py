@@ -244,6 +244,8 @@ def test_memory_bench_whole_run_peaks_every_pass(tiny_root, tmp_path, monkeypatc
             "conv/test"} <= set(report["passes"])
     assert report["process_peak_mb"] >= max(report["passes"].values()) > 0
     assert report["allocator"]["MALLOC_ARENA_MAX"] == "2"
+    start = report["pass_starts"]["conv/train"]
+    assert 0 < start["live_tensors_mb"] < start["rss_mb"]
     assert "| rec/test |" in (tmp_path / "c2crs-memory-whole.md").read_text()
 
 
