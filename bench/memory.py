@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import json
 import os
 import sys
 import threading
@@ -282,11 +281,6 @@ def comparison(records: List[Tuple[str, Dict[str, Any]]]) -> str:
         cells += [f"{size:.2f} GiB" for size in activations]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def load(name: str) -> Dict[str, Any]:
-    """A committed memory record, ``bench/results/<name>.json``."""
-    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -115,6 +115,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+def load_record(name: str) -> Dict[str, Any]:
+    """A committed record, ``bench/results/<name>.json`` (for the docs' cog blocks)."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
 def quick_start_overrides() -> List[str]:
     """The quick start's config overrides (the Makefile's ``QUICK``, its one definition), as ``KEY=VALUE`` strings."""
     text = (ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")

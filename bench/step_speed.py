@@ -20,7 +20,6 @@ reference's step time to the option's on the same batch and its range over batch
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -71,8 +70,9 @@ def time_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: D
     return time.perf_counter() - started
 
 
-def stage_batches(loader: Any, stage: str, count: int) -> List[Dict[str, torch.Tensor]]:
-    """The first ``count`` batches of the stage's training plan at seed 42."""
+def training_batches(loader: Any, count: int) -> List[Dict[str, torch.Tensor]]:
+    """The first ``count`` batches of the pre-training stages' training plan at seed 42 (coarse and fine batches
+    are the same samples, collated alike)."""
     import random
 
     from crslab_c2crs.data.batching import DEFAULT_POOL_BATCHES, bucketed_batches
@@ -80,7 +80,6 @@ def stage_batches(loader: Any, stage: str, count: int) -> List[Dict[str, torch.T
     entries = [{"sample": sample} for sample in loader.recommender_turns()]
     plan = bucketed_batches([len(entry["sample"]["context_seq"]) for entry in entries], 256, True,
                             DEFAULT_POOL_BATCHES, random.Random(42))
-    del stage  # coarse and fine batches are the same samples, collated alike
     return [loader.pretrain_batchify([entries[i] for i in index]) for index in plan[:count]]
 
 
@@ -127,11 +126,6 @@ def docs_table(report: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load(name: str = "c2crs-step-speed") -> Dict[str, Any]:
-    """A committed record, ``bench/results/<name>.json``."""
-    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", default="coarse,fine")
@@ -144,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--name", default="c2crs-step-speed")
     args = parser.parse_args(argv)
     stages = args.stages.split(",")
-    if not set(stages) <= {"coarse", "fine"} or not stages:
+    if not set(stages) <= {"coarse", "fine"}:
         parser.error(f"--stages: pre-training stages only (coarse, fine), got {args.stages!r}")
     if args.batches < 1 or args.rounds < 2:
         parser.error("--batches must be >= 1 and --rounds >= 2 (the first round warms up)")
@@ -170,9 +164,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                               "batches": args.batches, "rounds": args.rounds, "reference": options[0][0],
                               "options": {name: overrides + [f"optimizer.{k}={v}" for k, v in optimizer.items()]
                                           for name, overrides, optimizer in options}, "stages": {}}
+    batches = training_batches(loader, args.batches)
+    rows = [int(batch["context"].shape[0]) for batch in batches]
     for stage in stages:
-        batches = stage_batches(loader, stage, args.batches)
-        rows = [int(batch["context"].shape[0]) for batch in batches]
         runs = []
         for name, overrides, optimizer_kwargs in options:
             opt = load_config(ROOT / CONFIGS["C2CRS"], overrides)
