@@ -4,7 +4,7 @@ seeds from every budget, one table and one plot.
 Usage::
 
     python -m bench.pretraining run [--variant paper|masked|dropout] [--seed 42] [--rec-seeds 42,43,44]
-        [--data-root data]
+        [--schedule 13,12] [--data-root data]
     python -m bench.pretraining report
 
 ``run`` pre-trains with the paper's schedule (13 coarse epochs, then 12 fine epochs) and keeps a snapshot after
@@ -16,6 +16,12 @@ with each rec seed, as ``bench.recommendation`` runs it (CRSLab protocol, the sa
 run's record, ``bench/results/redial-pretraining/<variant>/c<coarse>f<fine>-seed<seed>.json``, is skipped when it
 exists. The pre-training runs' records (their validation InfoNCE terms beside the id floor and chance) go beside
 them. Checkpoints: ``<data root>/save/pretraining/``.
+
+``--schedule C,F`` runs a shorter schedule (C coarse epochs, then F fine epochs; budgets (0, 0), the coarse
+snapshots below C, (C, 0), then (C, f) for the fine snapshots below F and F). The learning rate is constant, so a
+coarse budget of a shorter schedule is the same model as that of the paper's (the same seeds and epochs); its
+checkpoints have a folder of their own (``<variant>-seed<k>-c<C>f<F>``). Budget (0, 0) does not pre-train, so it is
+run once, under ``paper``, and the report sets it at the head of every variant.
 
 Variants: ``paper`` (the paper's views), ``masked`` (``pretrain_mask_mentions``), ``dropout``
 (``pretrain_entity_dropout=0.3``); see ``docs/model.md``.
@@ -34,14 +40,22 @@ from loguru import logger
 
 from bench.recommendation import REC_FLAGS, Bench, parse_seeds, tested_validation, tested_validation_metrics
 from bench.redial import RESULTS, ROOT, git_commit, mean_std, require_built_data, write_report
+from bench.significance import compare
 from crslab_c2crs.atomic import write_json
 
 RECORDS = RESULTS / "redial-pretraining"
 STEM = RESULTS / "redial-pretraining"
 SCHEDULE = {"coarse": 13, "fine": 12}          # the paper's epochs (reference notes)
 SNAPSHOTS = [1, 2, 4, 8]                       # the budgets kept from within a stage
-BUDGETS: List[Tuple[int, int]] = ([(0, 0)] + [(c, 0) for c in SNAPSHOTS + [13]]
-                                  + [(13, f) for f in SNAPSHOTS + [12]])
+
+
+def budgets(coarse: int, fine: int) -> List[Tuple[int, int]]:
+    """The (coarse, fine) budgets of a schedule of ``coarse`` then ``fine`` epochs, from no pre-training on."""
+    return ([(0, 0)] + [(c, 0) for c in SNAPSHOTS if c < coarse] + [(coarse, 0)]
+            + [(coarse, f) for f in SNAPSHOTS if f < fine] + ([(coarse, fine)] if fine else []))
+
+
+BUDGETS = budgets(SCHEDULE["coarse"], SCHEDULE["fine"])
 VARIANTS = {"paper": [], "masked": ["pretrain_mask_mentions=true"], "dropout": ["pretrain_entity_dropout=0.3"]}
 PRETRAIN_VALID_BATCHES = 10
 METRICS = (("valid R@10", "valid_hit@10"), ("valid R@50", "valid_hit@50"), ("test R@10", "hit@10"),
@@ -51,10 +65,13 @@ METRICS = (("valid R@10", "valid_hit@10"), ("valid R@50", "valid_hit@50"), ("tes
 class Curve:
     """The pre-training of one variant and seed, and the rec runs from each of its budgets."""
 
-    def __init__(self, variant: str, seed: int, data_root: str, workdir: Path) -> None:
+    def __init__(self, variant: str, seed: int, data_root: str, workdir: Path,
+                 schedule: Optional[Dict[str, int]] = None) -> None:
         self.variant, self.seed, self.data_root = variant, seed, data_root
+        self.schedule = dict(schedule or SCHEDULE)
         self.bench = Bench("recommender", data_root, workdir)
-        self.folder = f"pretraining/{variant}-seed{seed}"
+        suffix = "" if self.schedule == SCHEDULE else f"-c{self.schedule['coarse']}f{self.schedule['fine']}"
+        self.folder = f"pretraining/{variant}-seed{seed}{suffix}"
         self.records = RECORDS / variant
 
     def _save(self, name: str = "") -> Path:
@@ -66,10 +83,10 @@ class Curve:
             return
         # a snapshot after every epoch, so that a killed run loses at most one; those that are not budgets are
         # removed once the stage is done (a snapshot, with its optimizer state, is about 1.1 GB)
-        every = list(range(1, SCHEDULE[stage]))
+        every = list(range(1, self.schedule[stage]))
         done = [k for k in every if self._save(f"{stage}-epoch{k}.pth").is_file()]
         overrides = VARIANTS[self.variant] + [
-            f"checkpoint_dir={self.folder}", f"end_stage={stage}", f"{stage}.epoch={SCHEDULE[stage]}",
+            f"checkpoint_dir={self.folder}", f"end_stage={stage}", f"{stage}.epoch={self.schedule[stage]}",
             f"{stage}.save_epochs={every}", f"{stage}.valid_max_batches={PRETRAIN_VALID_BATCHES}"]
         if done:
             overrides.append(f"{stage}.resume_epoch={max(done)}")
@@ -89,10 +106,10 @@ class Curve:
         folder = f"{self.folder}-c{coarse}f{fine}"
         target = Path(self.data_root) / "save" / folder
         target.mkdir(parents=True, exist_ok=True)
-        coarse_file = "coarse.pth" if coarse == SCHEDULE["coarse"] else f"coarse-epoch{coarse}.pth"
+        coarse_file = "coarse.pth" if coarse == self.schedule["coarse"] else f"coarse-epoch{coarse}.pth"
         files = {"coarse.pth": coarse_file}
         if fine:
-            files["fine.pth"] = "fine.pth" if fine == SCHEDULE["fine"] else f"fine-epoch{fine}.pth"
+            files["fine.pth"] = "fine.pth" if fine == self.schedule["fine"] else f"fine-epoch{fine}.pth"
         for name, source in files.items():
             (target / name).unlink(missing_ok=True)
             try:  # a hard link: the rec run only reads it, and a checkpoint is hundreds of MB
@@ -126,11 +143,13 @@ class Curve:
 
     def run(self, rec_seeds: List[int]) -> None:
         for stage in ("coarse", "fine"):
-            self._pretrain_stage(stage)
+            if self.schedule[stage]:
+                self._pretrain_stage(stage)
         # seed by seed over the budgets: a run cut short still has the whole curve for its first seeds
         for rec_seed in rec_seeds:
-            for coarse, fine in BUDGETS:
-                self.rec(coarse, fine, rec_seed)
+            for coarse, fine in budgets(self.schedule["coarse"], self.schedule["fine"]):
+                if (coarse, fine) != (0, 0) or self.variant == "paper":  # no pre-training: one run for all
+                    self.rec(coarse, fine, rec_seed)
 
 
 def tested_metrics(result: Dict[str, Any]) -> Dict[str, float]:
@@ -140,26 +159,46 @@ def tested_metrics(result: Dict[str, Any]) -> Dict[str, float]:
 
 
 def summarise() -> Dict[str, List[Dict[str, Any]]]:
-    """Per variant and budget: mean and std over rec seeds of :data:`METRICS`."""
-    summary: Dict[str, List[Dict[str, Any]]] = {}
+    """Per variant and budget: mean and std over rec seeds of :data:`METRICS`, the commits, and the paired test of
+    test Recall@10 against budget (0, 0) (no pre-training: the ``paper`` folder's runs, at the head of every
+    variant)."""
+    runs: Dict[str, Dict[Tuple[int, int], List[Dict[str, Any]]]] = {}
     for folder in sorted(RECORDS.iterdir()) if RECORDS.is_dir() else ():
-        by_budget: Dict[Tuple[int, int], List[Dict[str, float]]] = {}
-        commits = set()
-        for path in folder.glob("c*f*-seed*.json"):
+        by_budget = runs.setdefault(folder.name, {})
+        for path in sorted(folder.glob("c*f*-seed*.json")):
             result = json.loads(path.read_text(encoding="utf-8"))
-            by_budget.setdefault(tuple(result["budget"]), []).append(tested_metrics(result))
-            commits.add(result["git_commit"])
+            by_budget.setdefault(tuple(result["budget"]), []).append(result)
+    baseline = runs.get("paper", {}).get((0, 0), [])
+    summary: Dict[str, List[Dict[str, Any]]] = {}
+    for variant, by_budget in runs.items():
+        if baseline:
+            by_budget = {(0, 0): baseline, **by_budget}
         rows = []
         for budget in sorted(by_budget):
-            runs = by_budget[budget]
-            row: Dict[str, Any] = {"budget": list(budget), "seeds": len(runs), "mean": {}, "std": {}}
+            results = by_budget[budget]
+            metrics = [tested_metrics(result) for result in results]
+            row: Dict[str, Any] = {"budget": list(budget), "seeds": len(results), "mean": {}, "std": {}, "tests": {},
+                                   "commits": sorted({result["git_commit"] for result in results})}
             for _, key in METRICS:
-                values = [run[key] for run in runs if run.get(key) is not None]
+                values = [run[key] for run in metrics if run.get(key) is not None]
                 if values:
                     row["mean"][key], row["std"][key] = mean_std(values)
+            if budget != (0, 0) and baseline and all("ranks" in result for result in results + baseline):
+                test = compare([result["ranks"] for result in results], [result["ranks"] for result in baseline], 10)
+                row["tests"]["hit@10"] = {"difference": test.difference, "p_value": test.p_value, "n": test.n}
             rows.append(row)
-        summary[folder.name] = rows
+        summary[variant] = rows
     return summary
+
+
+def chosen_on_validation(rows: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The pre-trained budget (not (0, 0)) with the best mean validation Recall@10 among those run with the most
+    rec seeds (a one-seed budget does not win on its noise), or None."""
+    rows = [row for row in rows if row["budget"] != [0, 0] and "valid_hit@10" in row["mean"]]
+    if not rows:
+        return None
+    most = max(row["seeds"] for row in rows)
+    return max((row for row in rows if row["seeds"] == most), key=lambda row: row["mean"]["valid_hit@10"])
 
 
 def floor_rows(folder: Path) -> List[Dict[str, Any]]:
@@ -210,21 +249,37 @@ def floor_markdown(rows: List[Dict[str, Any]]) -> List[str]:
     return lines + [""]
 
 
+def _versus_baseline(row: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
+    """``ratio× (p …)``: the row's mean test Recall@10 over no pre-training's, with the paired test's p-value."""
+    test = row["tests"].get("hit@10")
+    if test is None or not baseline or not baseline["mean"].get("hit@10"):
+        return ""
+    return f"{row['mean']['hit@10'] / baseline['mean']['hit@10']:.3f}× (p {test['p_value']:.2g})"
+
+
 def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
     lines = ["# C2-CRS: the recommender against the pre-training budget", "",
              f"Report at `{commit}` from `bench/results/redial-pretraining/` (each record names its commit). Rec "
-             "stage as `bench.recommendation` runs it (CRSLab protocol); mean ± std over rec seeds; budget (0, 0) is "
-             "the `no_pretrain` ablation.", ""]
+             "stage as `bench.recommendation` runs it (CRSLab protocol: Recommender turns are the targets; Recall@k "
+             "as CRSLab computes it); mean ± std over rec seeds; budget (0, 0) is the `no_pretrain` ablation (the "
+             "`paper` folder's runs, the same for every variant). Last column: test Recall@10 over (0, 0)'s, with a "
+             "two-sided paired permutation test over the test targets (seed-averaged hits).", ""]
     for variant, rows in summary.items():
         lines += [f"## {variant}", ""]
         if rows:
-            lines += ["| coarse epochs | fine epochs | seeds | " + " | ".join(label for label, _ in METRICS) + " |",
-                      "|---" * (len(METRICS) + 3) + "|"]
+            baseline = next((row for row in rows if row["budget"] == [0, 0]), None)
+            lines += ["| coarse epochs | fine epochs | seeds | " + " | ".join(label for label, _ in METRICS)
+                      + " | test R@10 vs no pre-training |", "|---" * (len(METRICS) + 4) + "|"]
             for row in rows:
                 cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
                          for _, key in METRICS]
                 lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells)
-                             + " |")
+                             + f" | {_versus_baseline(row, baseline)} |")
+            chosen = chosen_on_validation(rows)
+            if chosen:
+                lines += ["", f"Chosen on validation Recall@10 (among the budgets with {chosen['seeds']} rec seeds): "
+                          f"({chosen['budget'][0]}, {chosen['budget'][1]}), test Recall@10 "
+                          f"{chosen['mean']['hit@10']:.4f}, {_versus_baseline(chosen, baseline) or 'no baseline'}."]
             lines.append("")
         lines += floor_markdown(floor_rows(RECORDS / variant))
     return "\n".join(lines)
@@ -251,9 +306,10 @@ def plot(summary: Dict[str, List[Dict[str, Any]]], floors: Dict[str, List[Dict[s
             ax.legend()
     ax = axes[2]
     for variant, rows in floors.items():
+        # fine epochs follow the coarse epochs the run had on the x axis
+        coarse_epochs = max((row["epoch"] + 1 for row in rows if row["stage"] == "coarse"), default=0)
         for name in sorted({name for row in rows for name in row["terms"]}):
-            # fine epochs follow the paper's coarse schedule on the x axis
-            points = [(row["epoch"] + 1 + (SCHEDULE["coarse"] if row["stage"] == "fine" else 0), row["terms"][name])
+            points = [(row["epoch"] + 1 + (coarse_epochs if row["stage"] == "fine" else 0), row["terms"][name])
                       for row in rows if name in row["terms"]]
             line, = ax.plot([x for x, _ in points], [term["trained"] for _, term in points], marker=".",
                             label=f"{variant} {name}")
@@ -269,6 +325,17 @@ def plot(summary: Dict[str, List[Dict[str, Any]]], floors: Dict[str, List[Dict[s
     plt.close(fig)
 
 
+def parse_schedule(parser: argparse.ArgumentParser, text: str) -> Dict[str, int]:
+    """``--schedule C,F`` as ``{"coarse": C, "fine": F}``; C at least 1, F at least 0 (exits with one line)."""
+    try:
+        coarse, fine = (int(part) for part in text.split(","))
+    except ValueError:
+        parser.error(f"--schedule: {text!r} is not two epoch counts such as 13,12 (coarse, fine)")
+    if coarse < 1 or fine < 0:
+        parser.error(f"--schedule: {text!r} needs at least 1 coarse epoch and no negative fine epochs")
+    return {"coarse": coarse, "fine": fine}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +343,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--variant", choices=sorted(VARIANTS), default="paper")
     run.add_argument("--seed", type=int, default=42, help="pre-training seed")
     run.add_argument("--rec-seeds", default="42,43,44")
+    run.add_argument("--schedule", default=f"{SCHEDULE['coarse']},{SCHEDULE['fine']}",
+                     help="coarse and fine epochs, e.g. 2,2 (default: the paper's)")
     run.add_argument("--data-root", default=str(ROOT / "data"))
     sub.add_parser("report", help="tabulate and plot the recorded rec runs and the pre-training terms")
     args = parser.parse_args(argv)
@@ -289,11 +358,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         plot(summary, floors, STEM.with_suffix(".png"))
         return 0
     rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)
+    schedule = parse_schedule(parser, args.schedule)
     args.data_root = str(Path(args.data_root).resolve())
     require_built_data(parser, args.data_root)
     workdir = RESULTS / "runs-pretraining"
     workdir.mkdir(parents=True, exist_ok=True)
-    Curve(args.variant, args.seed, args.data_root, workdir).run(rec_seeds)
+    Curve(args.variant, args.seed, args.data_root, workdir, schedule).run(rec_seeds)
     return 0
 
 

@@ -94,3 +94,70 @@ def test_each_pretraining_epoch_sets_its_infonce_terms_beside_the_id_floor(tmp_p
     assert "| coarse | 1 | 2.000 / 1.500 |" in text and "| coarse | 2 | **1.200 / 1.500** |" in text
     curve.plot({"paper": []}, {"paper": rows}, tmp_path / "curve.png")  # floors only, no rec run yet
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_a_shorter_schedule_has_its_own_budgets_and_checkpoint_folder(tmp_path):
+    assert curve.budgets(2, 2) == [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2)]
+    assert curve.budgets(4, 0) == [(0, 0), (1, 0), (2, 0), (4, 0)]
+    run = curve.Curve("masked", 42, str(tmp_path), tmp_path / "work", {"coarse": 2, "fine": 2})
+    assert run.folder == "pretraining/masked-seed42-c2f2"
+    assert curve.Curve("masked", 42, str(tmp_path), tmp_path / "work").folder == "pretraining/masked-seed42"
+    save = tmp_path / "save" / run.folder
+    save.mkdir(parents=True)
+    for name in ("coarse-epoch1.pth", "coarse.pth", "fine-epoch1.pth", "fine.pth"):
+        (save / name).write_text(name)
+    folder = tmp_path / "save" / run._budget_folder(2, 0)  # the end of a 2-epoch stage is its coarse.pth
+    assert (folder / "coarse.pth").read_text() == "coarse.pth"
+    folder = tmp_path / "save" / run._budget_folder(2, 1)
+    assert [(folder / n).read_text() for n in ("coarse.pth", "fine.pth")] == ["coarse.pth", "fine-epoch1.pth"]
+
+
+@pytest.mark.parametrize("variant, runs_no_pretraining", [("paper", True), ("masked", False)])
+def test_only_the_paper_variant_runs_no_pretraining(tmp_path, monkeypatch, variant, runs_no_pretraining):
+    run = curve.Curve(variant, 42, str(tmp_path), tmp_path / "work", {"coarse": 1, "fine": 0})
+    stages, budgets = [], []
+    monkeypatch.setattr(run, "_pretrain_stage", stages.append)
+    monkeypatch.setattr(run, "rec", lambda coarse, fine, seed: budgets.append((coarse, fine, seed)))
+    run.run([42, 43])
+    assert stages == ["coarse"]  # a schedule without fine epochs has no fine stage
+    expected = [(0, 0), (1, 0)] if runs_no_pretraining else [(1, 0)]
+    assert budgets == [(*budget, seed) for seed in (42, 43) for budget in expected]
+
+
+@pytest.mark.parametrize("text", ["13", "a,b", "0,2", "2,-1"])
+def test_a_bad_schedule_is_one_line_naming_the_flag(text, capsys):
+    with pytest.raises(SystemExit):
+        curve.main(["run", "--schedule", text])
+    assert "--schedule" in capsys.readouterr().err
+
+
+def test_every_variant_is_set_beside_no_pretraining_with_a_paired_test(tmp_path, monkeypatch):
+    monkeypatch.setattr(curve, "RECORDS", tmp_path)
+    targets = [f"c/{index}/0" for index in range(40)]
+
+    def record(folder, budget, seed, hits):
+        """A rec run whose first ``hits`` targets are ranked first; the rest below the top 50."""
+        (tmp_path / folder).mkdir(exist_ok=True)
+        ranks = {key: (0 if index < hits else None) for index, key in enumerate(targets)}
+        history = [{"mode": "val", "metrics": {"hit@1": 0.0, "hit@10": hits / 100, "hit@50": 0.4}}]
+        result = {"budget": list(budget), "git_commit": f"commit{seed}", "history": history, "ranks": ranks,
+                  "model": "C2CRS",
+                  "test": {"hit@10": hits / len(targets), "hit@50": 0.5, "new_hit@10": 0.1}}
+        (tmp_path / folder / f"c{budget[0]}f{budget[1]}-seed{seed}.json").write_text(json.dumps(result))
+
+    for seed in (42, 43):
+        record("paper", (0, 0), seed, 8)
+        record("paper", (2, 0), seed, 9)
+        record("masked", (2, 0), seed, 20)
+        record("masked", (1, 0), seed, 19)
+    summary = curve.summarise()
+    masked = {tuple(row["budget"]): row for row in summary["masked"]}
+    assert sorted(masked) == [(0, 0), (1, 0), (2, 0)] and masked[(0, 0)]["tests"] == {}
+    assert masked[(2, 0)]["tests"]["hit@10"]["difference"] == pytest.approx(0.3)
+    assert masked[(2, 0)]["tests"]["hit@10"]["p_value"] < 0.01
+    assert summary["paper"][1]["tests"]["hit@10"]["p_value"] == pytest.approx(1.0)  # one target apart
+    assert masked[(2, 0)]["commits"] == ["commit42", "commit43"]
+    assert curve.chosen_on_validation(summary["masked"])["budget"] == [2, 0]
+    text = curve.markdown(summary, "abc")
+    assert "| 2.500× (p " in text
+    assert "Chosen on validation Recall@10 (among the budgets with 2 rec seeds): (2, 0)" in text
