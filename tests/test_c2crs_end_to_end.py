@@ -128,6 +128,28 @@ def test_select_on_keeps_the_conv_epoch_best_on_that_validation_metric(tiny_root
     assert kept["gen_loss"] != kept["dist_ratio@2"], kept
 
 
+def test_the_best_conv_epoch_is_kept_without_copying_the_frozen_encoders(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    copies = []
+    changing_state = C2CRSSystem._changing_state
+
+    def recorded(system):
+        state = changing_state(system)
+        copies.append((sorted(state), {name for name, p in system.model.named_parameters() if not p.requires_grad}))
+        return state
+
+    monkeypatch.setattr(C2CRSSystem, "_changing_state", recorded)
+    code, _ = run_c2crs(tiny_root, tmp_path, "best_copy", ["rec.epoch=1", "conv.epoch=1"])
+    assert code == 0
+    rec_keys, rec_frozen = copies[0]
+    conv_keys, conv_frozen = copies[-1]
+    assert not rec_frozen and conv_frozen  # conv_freeze: [kg, history] by default
+    assert not set(conv_keys) & conv_frozen and len(conv_keys) < len(rec_keys)
+    assert any("decoder" in key for key in conv_keys)
+
+
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])

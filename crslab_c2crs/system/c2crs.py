@@ -40,6 +40,7 @@ from crslab_c2crs.checkpoints import (
     with_model_config,
 )
 from crslab_c2crs.errors import ConfigError
+from crslab_c2crs.heap import can_trim, trim_heap
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.model.c2crs.id_floor import IdFloor
 from crslab_c2crs.movie_slots import slot_evaluation
@@ -70,6 +71,8 @@ class C2CRSSystem(BaseSystem):
         self.end_token_idx = vocab["end"]
         self.checkpoint_dir = str(checkpoint_dir(opt))
         self.stage_stats: Dict[str, Dict[str, float]] = {}
+        if opt.get("trim_memory") and not can_trim():
+            logger.warning("trim_memory: this C library has no malloc_trim (glibc's); the option does nothing here")
         # the conv test pass counts each response's movies against its turn's ranking (eval_movie_slots fills them)
         self.slots = slot_evaluation(self)
 
@@ -216,10 +219,13 @@ class C2CRSSystem(BaseSystem):
         self.model.train(mode == "train")
         loader.batch_plan.stage = stage
         samples = 0
+        trim = self.opt.get("trim_memory", False)
         with torch.set_grad_enabled(mode == "train"):
             for batch in self._batches(loader, stage, batch_size, shuffle=(mode == "train")):
                 self.step(batch, stage, mode)
                 samples += int(batch["context"].shape[0])
+                if trim:
+                    trim_heap()
         self.model.kg_cache_clear()
         self.epoch_samples = int(distributed.sum_over_ranks(torch.tensor(samples)))
         return self.evaluator.report(epoch=epoch, mode=report_as or mode)
@@ -234,6 +240,13 @@ class C2CRSSystem(BaseSystem):
         if stage == "conv":
             return -metrics["gen_loss"] if select_on == "gen_loss" else decoded[select_on]
         return None
+
+    def _changing_state(self) -> Dict[str, torch.Tensor]:
+        """Copies of the state entries a stage can change: its trainable parameters and the buffers. A best epoch
+        need not copy the frozen parts (in conv, the R-GCN's bases alone are 264 MB)."""
+        changing = ({name for name, parameter in self.model.named_parameters() if parameter.requires_grad}
+                    | {name for name, _ in self.model.named_buffers()})
+        return {name: value.detach().clone() for name, value in self.model.state_dict().items() if name in changing}
 
     def run_stage(self, stage: str) -> None:
         # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
@@ -275,7 +288,7 @@ class C2CRSSystem(BaseSystem):
                 continue
             if best_score is None or score > best_score:
                 best_score, stale = score, 0
-                best_state = copy.deepcopy(self.model.state_dict())
+                best_state = self._changing_state()
                 logger.info(f"[{stage}: new best validation score {score:.4f}]")
             else:
                 stale += 1
@@ -283,7 +296,7 @@ class C2CRSSystem(BaseSystem):
                     logger.info(f"[{stage}: early stop after {epoch + 1} epochs]")
                     break
         if best_state is not None:
-            self.model.load_state_dict(best_state)
+            self.model.load_state_dict(best_state, strict=False)
         seconds = time.time() - started
         self.stage_stats[stage] = {"epochs": epochs, "seconds": seconds,
                                    "train_samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0}
