@@ -179,7 +179,7 @@ class PassPeaks:
         # at the first step of each pass: the resident set and the bytes of every live tensor (a gap between them
         # is memory the allocator holds but no tensor uses)
         self.starts: Dict[str, Dict[str, float]] = {}
-        # per pass: samples and seconds inside its steps, and seconds in trim_memory's heap trims between them
+        # per pass: samples and seconds inside its steps
         self.speed: Dict[str, Dict[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -202,19 +202,10 @@ class PassPeaks:
             self.record()
             started = time.perf_counter()
             output = step(system, batch, stage, mode)
-            speed = self.speed.setdefault(label, {"samples": 0, "step_seconds": 0.0, "trim_seconds": 0.0})
+            speed = self.speed.setdefault(label, {"samples": 0, "step_seconds": 0.0})
             speed["samples"] += int(batch["context"].shape[0])
             speed["step_seconds"] += time.perf_counter() - started
             return output
-        return wrapper
-
-    def wrap_trim(self, trim):
-        @functools.wraps(trim)
-        def wrapper():
-            started = time.perf_counter()
-            done = trim()
-            self.speed[self.label]["trim_seconds"] += time.perf_counter() - started
-            return done
         return wrapper
 
     def __enter__(self) -> "PassPeaks":
@@ -255,17 +246,13 @@ def whole_markdown(report: Dict[str, Any]) -> str:
              f"**{report['process_peak_mb'] / 1024:.2f} GiB** ({report['process_peak_mb'] * 2**20 / 1e9:.2f} GB). "
              "`python -m bench.memory --whole`.", "",
              "| stage / pass | largest resident set sampled (GiB) | at its first step: resident | live tensors "
-             "| samples/s (steps and heap trims) | share of it in heap trims |",
-             "|---|---|---|---|---|---|"]
+             "| samples/s in its steps |",
+             "|---|---|---|---|---|"]
     for label, mb in report["passes"].items():
         start = report.get("pass_starts", {}).get(label)
         cells = [f"{start['rss_mb'] / 1024:.2f}", f"{start['live_tensors_mb'] / 1024:.2f}"] if start else ["", ""]
         speed = report.get("pass_speed", {}).get(label)
-        if speed:
-            seconds = speed["step_seconds"] + speed["trim_seconds"]
-            cells += [f"{speed['samples'] / seconds:.1f}", f"{speed['trim_seconds'] / seconds:.1%}"]
-        else:
-            cells += ["", ""]
+        cells.append(f"{speed['samples'] / speed['step_seconds']:.1f}" if speed else "")
         lines.append(f"| {label} | {mb / 1024:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -329,7 +316,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides = [flag for flag in quick_start_overrides() if not flag.startswith("checkpoint_dir=")]
         peaks = PassPeaks()
         c2crs.C2CRSSystem.step = peaks.wrap_step(c2crs.C2CRSSystem.step)
-        c2crs.trim_heap = peaks.wrap_trim(c2crs.trim_heap)
         reset_peak()
         with peaks:
             run(build_parser().parse_args(crslab_argv(

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default=None, help="write the final metrics as JSON to this file")
     parser.add_argument("--dump-predictions", default=None, metavar="FILE",
                         help="write the test set's per-turn predictions as JSON lines to this file")
+    parser.add_argument("--allocator", default="system", metavar="{system,tcmalloc,jemalloc}",
+                        help="C allocator (Linux): tcmalloc or jemalloc, from the system's packages, preloaded by "
+                             "starting again; tcmalloc trains C2-CRS in far less memory (docs/benchmark.md#memory)")
     return parser
 
 
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     import torch
     from loguru import logger
 
-    from crslab_c2crs import compat, distributed
+    from crslab_c2crs import allocator, compat, distributed
     from crslab_c2crs.atomic import clear_stale_temporaries
     from crslab_c2crs.config import load_config
     from crslab_c2crs.paths import checkpoint_dir, resolve_data_root
@@ -212,7 +215,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                                    args.tensorboard)
         history = systems[0].evaluator.history if systems and hasattr(systems[0], "evaluator") else []
         result = {"config": opt, "data_root": str(data_root), "seed": seed, "wall_seconds": time.time() - started,
-                  "world_size": distributed.world_size(), "backend": distributed.backend(), "history": history,
+                  "world_size": distributed.world_size(), "backend": distributed.backend(),
+                  "allocator": allocator.in_use(), "history": history,
                   "test": summarise(history)}
         if args.dump_predictions:
             lines = distributed.main_writes(lambda: dump_predictions(systems[0], args.dump_predictions))
@@ -230,10 +234,11 @@ def dump_predictions(system: Any, path: str) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from crslab_c2crs import atomic, distributed
+    from crslab_c2crs import allocator, atomic, distributed
     from crslab_c2crs.errors import USER_ERRORS
 
     try:
+        allocator.preload(args.allocator, argv)
         result = run(args)
     except USER_ERRORS as err:
         print(f"run_crslab.py: error: {distributed.rank_label()}{err}", file=sys.stderr)

@@ -221,31 +221,27 @@ def test_pass_peaks_label_the_samples_by_stage_and_pass():
 
     peaks = PassPeaks(every=0.001)
     step = peaks.wrap_step(lambda system, batch, stage, mode: bytearray(8 * 2**20))
-    trim = peaks.wrap_trim(lambda: True)
     batch = {"context": torch.zeros(3, 5)}
     with peaks:
         step(None, batch, "coarse", "train")
-        assert trim()
         step(None, batch, "coarse", "train")
         step(None, batch, "rec", "valid")
     assert {"coarse/train", "rec/valid"} <= set(peaks.peaks) <= {"setup", "coarse/train", "rec/valid"}
     assert all(mb > 0 for mb in peaks.peaks.values())
     assert peaks.speed["coarse/train"]["samples"] == 6 and peaks.speed["rec/valid"]["samples"] == 3
-    assert peaks.speed["coarse/train"]["trim_seconds"] > 0 and peaks.speed["rec/valid"]["trim_seconds"] == 0
+    assert peaks.speed["coarse/train"]["step_seconds"] > 0
 
 
 @pytest.mark.slow
 def test_memory_bench_whole_run_peaks_every_pass(tiny_root, tmp_path, monkeypatch):
     from bench import memory
-    from crslab_c2crs.system import c2crs as c2crs_module
     from crslab_c2crs.system.c2crs import C2CRSSystem
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(C2CRSSystem, "step", C2CRSSystem.step)  # bench.memory wraps them in its process
-    monkeypatch.setattr("crslab_c2crs.system.c2crs.trim_heap", c2crs_module.trim_heap)
+    monkeypatch.setattr(C2CRSSystem, "step", C2CRSSystem.step)  # bench.memory wraps it in its process
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     argv = ["--data-root", str(tiny_root), "--out", str(tmp_path), "--whole"]
-    for override in [o for o in SHORT["C2CRS"] if "epoch" not in o] + ["num_threads=1", "trim_memory=true"]:
+    for override in [o for o in SHORT["C2CRS"] if "epoch" not in o] + ["num_threads=1"]:
         argv += ["--set", override]
     assert memory.main(argv) == 0
     report = json.loads((tmp_path / "c2crs-memory-whole.json").read_text())
@@ -257,7 +253,7 @@ def test_memory_bench_whole_run_peaks_every_pass(tiny_root, tmp_path, monkeypatc
     assert 0 < start["live_tensors_mb"] < start["rss_mb"]
     assert "| rec/test |" in (tmp_path / "c2crs-memory-whole.md").read_text()
     speed = report["pass_speed"]["coarse/train"]
-    assert speed["samples"] > 0 and speed["step_seconds"] > 0 and speed["trim_seconds"] > 0
+    assert speed["samples"] > 0 and speed["step_seconds"] > 0
 
 
 @pytest.mark.slow

@@ -40,7 +40,6 @@ from crslab_c2crs.checkpoints import (
     with_model_config,
 )
 from crslab_c2crs.errors import ConfigError
-from crslab_c2crs.heap import can_trim, trim_heap
 from crslab_c2crs.model.c2crs.config import ABLATIONS, STAGES
 from crslab_c2crs.model.c2crs.id_floor import IdFloor
 from crslab_c2crs.movie_slots import slot_evaluation
@@ -71,8 +70,6 @@ class C2CRSSystem(BaseSystem):
         self.end_token_idx = vocab["end"]
         self.checkpoint_dir = str(checkpoint_dir(opt))
         self.stage_stats: Dict[str, Dict[str, float]] = {}
-        if opt.get("trim_memory") and not can_trim():
-            logger.warning("trim_memory: this C library has no malloc_trim (glibc's); the option does nothing here")
         # the conv test pass counts each response's movies against its turn's ranking (eval_movie_slots fills them)
         self.slots = slot_evaluation(self)
 
@@ -219,13 +216,10 @@ class C2CRSSystem(BaseSystem):
         self.model.train(mode == "train")
         loader.batch_plan.stage = stage
         samples = 0
-        trim = self.opt.get("trim_memory", False)
         with torch.set_grad_enabled(mode == "train"):
             for batch in self._batches(loader, stage, batch_size, shuffle=(mode == "train")):
                 self.step(batch, stage, mode)
                 samples += int(batch["context"].shape[0])
-                if trim:
-                    trim_heap()
         self.model.kg_cache_clear()
         self.epoch_samples = int(distributed.sum_over_ranks(torch.tensor(samples)))
         return self.evaluator.report(epoch=epoch, mode=report_as or mode)

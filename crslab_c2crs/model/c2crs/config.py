@@ -42,8 +42,7 @@ ABLATIONS = {
 # The encoders the conv stage may keep fixed (``conv_freeze``).
 FREEZABLE = ("kg", "history", "review")
 # Keys the system reads; the sample options (crslab_c2crs.data.options) are read by the dataset and dataloader.
-# trim_memory: the C heap's free pages go back to the system after every step (crslab_c2crs.heap)
-SYSTEM_KEYS = ("conv_freeze", "start_stage", "end_stage", "checkpoint_dir", "ablation", "eval_split", "trim_memory")
+SYSTEM_KEYS = ("conv_freeze", "start_stage", "end_stage", "checkpoint_dir", "ablation", "eval_split")
 # What the conv stage keeps its best epoch on (``conv.select_on``): the validation generation loss (lower is
 # better), or a metric of the greedy decoding of the validation batches (``conv.decode_valid``; higher is better).
 CONV_SELECTIONS = ("gen_loss", "f1") + tuple(f"{name}@{n}" for name in ("bleu", "dist", "dist_ratio")
@@ -317,8 +316,6 @@ def check_c2crs_options(opt: Mapping[str, Any], source: str) -> None:
                           f"correct one of them in {source} or with --stage / --set end_stage=STAGE")
     if (opt.get("eval_split") or "test") not in EVAL_SPLITS:
         raise choice_error("eval_split", opt["eval_split"], EVAL_SPLITS, "split", source)
-    if not isinstance(opt.get("trim_memory", False), bool):
-        raise bad_value("trim_memory", opt["trim_memory"], "true or false", source)
     if (opt.get("ablation") or "none") not in ABLATIONS:
         raise choice_error("ablation", opt["ablation"], ABLATIONS, "value", source)
     frozen = opt.get("conv_freeze") or []
