@@ -29,6 +29,14 @@ import torch
 from bench.redial import CONFIGS, RESULTS, ROOT, require_built_data
 
 
+def update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One training update from ``loss``: backward, clipping at 0.1 (every stage of the config clips so), step."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+    optimizer.step()
+
+
 def repeat_share(rows: List[List[int]]) -> float:
     """Share of tokens that already occurred earlier in their row."""
     repeats = total = 0
@@ -174,10 +182,7 @@ def main(argv: List[str] | None = None) -> int:
         else:
             loss, _ = model.converse(batch, "train")
             parts = {"loss": float(loss)}
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-        optimizer.step()
+        update(model, optimizer, loss)
         parts["step"] = step
         parts["rows"] = int(batch["context"].shape[0])
         if args.stage in ("coarse", "fine"):

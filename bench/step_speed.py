@@ -31,6 +31,7 @@ import yaml
 from loguru import logger
 from tqdm import tqdm
 
+from bench.learnability import update
 from bench.redial import CONFIGS, RESULTS, ROOT, git_commit, require_built_data, write_report
 
 DEFAULT_OPTIONS = ["fp32=", "bf16=mixed_precision=bf16", "fast_dropout=fast_dropout=true",
@@ -62,11 +63,7 @@ def time_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: D
               stage: str) -> float:
     """Seconds of one training step: forward, backward, clipping (0.1, the config's), update."""
     started = time.perf_counter()
-    loss, _ = model.pretrain(batch, stage)
-    optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-    optimizer.step()
+    update(model, optimizer, model.pretrain(batch, stage)[0])
     return time.perf_counter() - started
 
 
