@@ -110,27 +110,39 @@ def create_app(chats: Dict[str, Chat]) -> Flask:
     return app
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m crslab_c2crs.interactive.web",
-                                     description="Chat with several saved models side by side in a browser.")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model CONFIG [KEY=VALUE ...]`` (repeated) and ``--data-root``; :func:`model_specs` reads them."""
     parser.add_argument("--model", nargs="+", action="append", required=True, metavar="CONFIG [KEY=VALUE ...]",
                         help="a config file and its overrides, a system saved with -ss; repeat for each model")
     parser.add_argument("--data-root", default=None, help="as run_crslab.py's --data-root")
-    parser.add_argument("-g", "--gpu", default=None, help="as run_crslab.py's -g (-1: the CPU)")
-    parser.add_argument("--topk", type=int, default=5, help="recommendations shown per model")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
-    args.specs = []
-    for config, *overrides in args.model:
+
+
+def model_specs(parser: argparse.ArgumentParser, models: List[List[str]]) -> List[ModelSpec]:
+    """The ``--model`` values as specs, each checked (an existing config, ``KEY=VALUE`` overrides, names unique);
+    a bad one exits through ``parser.error`` with one line."""
+    specs = []
+    for config, *overrides in models:
         if not Path(config).is_file():
             parser.error(f"--model {config}: no such config file")
         bad = [override for override in overrides if "=" not in override]
         if bad:
             parser.error(f"--model {config}: overrides are KEY=VALUE, not {bad[0]!r}")
-        args.specs.append(ModelSpec(config, overrides))
-    if len({spec.name for spec in args.specs}) < len(args.specs):
+        specs.append(ModelSpec(config, overrides))
+    if len({spec.name for spec in specs}) < len(specs):
         parser.error("--model: two models with one name; give each its own checkpoint_dir=...")
+    return specs
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m crslab_c2crs.interactive.web",
+                                     description="Chat with several saved models side by side in a browser.")
+    add_model_arguments(parser)
+    parser.add_argument("-g", "--gpu", default=None, help="as run_crslab.py's -g (-1: the CPU)")
+    parser.add_argument("--topk", type=int, default=5, help="recommendations shown per model")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    args.specs = model_specs(parser, args.model)
     if args.topk < 1:
         parser.error(f"--topk {args.topk}: expected at least 1")
     return args
