@@ -8,9 +8,15 @@ from crslab_c2crs.model.c2crs.decoder import (
     repeatable_tokens,
     repeated_ngram_ends,
     stutter_ends,
+    target_costs,
     token_weights,
-    weighted_nll,
 )
+
+
+def weighted_nll(logits, target, alpha, pad, end_token_idx=None):
+    """The loss of Eq. 11: the targets' costs, averaged over the non-pad targets (as the model averages them)."""
+    real = target.ne(pad).float()
+    return (target_costs(logits, target, alpha, end_token_idx) * real).sum() / real.sum()
 
 
 def _memory(model, batch):
@@ -141,9 +147,11 @@ def test_forced_decoding_predicts_response_without_start():
     torch.testing.assert_close(valid_loss, weighted_nll(logits, targets, torch.ones_like(model.token_alpha), 0))
 
 
-def test_forced_logits_at_real_targets_equal_the_full_logits_and_so_do_their_gradients():
-    """Teacher forcing computes the output layer at the non-pad targets only: the same logits there, and the same
-    loss gradients as over every position with pad targets ignored."""
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_forced_costs_at_real_targets_equal_the_full_loss_and_so_do_their_gradients(chunk):
+    """Teacher forcing computes the output layer at the non-pad targets only, and with ``chunk`` a few targets at a
+    time under checkpointing: the same costs and predictions there, and the same loss gradients as over every
+    position with pad targets ignored."""
     model = tiny.model().eval()
     batch = tiny.batch()
     inputs, targets = batch["response"][:, :-1], batch["response"][:, 1:]
@@ -157,16 +165,19 @@ def test_forced_logits_at_real_targets_equal_the_full_logits_and_so_do_their_gra
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     def packed(memory):
-        logits, real = model.decoder.forced(inputs, targets, memory)
-        return weighted_nll(logits, targets[real], model.token_alpha, 0, tiny.END)
+        costs, _, real = model.decoder.forced_costs(inputs, targets, memory, model.token_alpha, tiny.END, chunk)
+        return costs.sum() / real.sum()
 
     def full(memory):
         logits = model.decoder.output_logits(model.decoder(inputs, memory), memory)
         return weighted_nll(logits, targets, model.token_alpha, 0, tiny.END)
 
-    logits, real = model.decoder.forced(inputs, targets, memory)
-    assert logits.shape == (int(real.sum()), tiny.VOCAB_SIZE) and torch.equal(real, targets.ne(0))
-    torch.testing.assert_close(logits, model.decoder.output_logits(model.decoder(inputs, memory), memory)[real])
+    costs, best, real = model.decoder.forced_costs(inputs, targets, memory, model.token_alpha, tiny.END, chunk)
+    assert torch.equal(real, targets.ne(0)) and costs.shape == best.shape == (int(real.sum()),)
+    assert chunk is None or costs.shape[0] > chunk  # the chunked case really splits
+    logits = model.decoder.output_logits(model.decoder(inputs, memory), memory)[real]
+    torch.testing.assert_close(costs, target_costs(logits, targets[real], model.token_alpha, tiny.END))
+    assert torch.equal(best, logits.argmax(dim=-1))
     expected, got = gradients(full), gradients(packed)
     assert expected.keys() == got.keys() and "decoder.copy_output.weight" in got
     for name in expected:

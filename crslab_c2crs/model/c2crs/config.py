@@ -131,8 +131,9 @@ class C2CRSConfig:
         rec_bias: a learned per-item bias in the recommender's scores (Eq. 8 has none; the authors' code, KGSF
             and KBRD have one): without it a context with no entity cannot rank (see ``Recommender``).
         gradient_checkpointing: recompute the history and review encoders' layers in backward instead of keeping
-            their activations (Hugging Face's name): the same gradients, the pre-training and conversation stages'
-            peak memory about halved, for one more forward pass of those layers (docs/benchmark.md, memory).
+            their activations (Hugging Face's name), and compute the decoder's vocabulary-sized outputs 512
+            targets at a time, recomputed in backward: the same gradients, less peak memory in every stage that
+            trains those parts, for one more forward pass of them (docs/benchmark.md, memory).
         mixed_precision: ``"fp32"`` (default, float32 throughout) or ``"bf16"``: the history and review encoders'
             Transformer layers run under ``torch.autocast`` in bfloat16 (matrix products in bfloat16, weights,
             gradients and optimizer states stay float32; the layers' output is cast back to float32, so pooling,

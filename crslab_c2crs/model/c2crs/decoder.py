@@ -7,8 +7,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from crslab_c2crs import distributed
 from crslab_c2crs.model.c2crs.config import C2CRSConfig
 from crslab_c2crs.model.c2crs.transformer import AttentionCache, FeedForward, MultiHeadAttention, TokenPositionEmbedding
 
@@ -110,9 +110,9 @@ def stutter_ends(generated: Tensor, may_repeat: Tensor) -> Tensor:
     return banned.scatter_(1, last, ~may_repeat[last])
 
 
-def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: int,
-                 end_token_idx: Optional[int] = None) -> Tensor:
-    """Instance-weighted generation loss (Eq. 11), summed over the targets and divided by their number.
+def target_costs(logits: Tensor, target: Tensor, alpha: Tensor, end_token_idx: Optional[int] = None) -> Tensor:
+    """Each target's cost in the instance-weighted generation loss (Eq. 11); the loss is their mean over the real
+    (non-pad) targets.
 
     The paper's Eq. 11 writes ``−log(α · P)``, whose gradient ignores α; we weight the negative
     log-likelihood, which is what the reference computes and what makes α matter. Its optimum is
@@ -128,30 +128,25 @@ def weighted_nll(logits: Tensor, target: Tensor, alpha: Tensor, pad_token_idx: i
     ``P(w | continue) ∝ α(w) · q(w | continue)``. With α = 1 both forms are the plain likelihood.
 
     Args:
-        logits: ``(..., vocab_size)``, e.g. ``(batch, seq_len, vocab_size)`` or ``(n_targets, vocab_size)``.
-        target: ``(...)`` token ids; pad targets are excluded.
+        logits: ``(..., vocab_size)``, e.g. ``(n_targets, vocab_size)``.
+        target: ``(...)`` token ids.
         alpha: ``(vocab_size,)`` weights.
-        pad_token_idx: the pad id.
         end_token_idx: the END id, to keep the stop decision unweighted; None weighs END like a word.
 
     Returns:
-        Scalar loss (zero if every target is padding); under ``torchrun`` this rank's part of the global batch's
-        (:func:`crslab_c2crs.distributed.mean_over_ranks`).
+        float32 ``(...)``, one cost per target.
     """
     log_prob = F.log_softmax(logits.float(), dim=-1)
     target_log_prob = log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    real = target.ne(pad_token_idx).to(log_prob.dtype)
     weight = alpha[target]
     if end_token_idx is None:
-        loss = -weight * target_log_prob
-    else:
-        # log P(continue) summed over the other tokens (two slices, no copy): 1 - P(END) would round to 0 where
-        # END is confident, and its log to -inf
-        log_continue = torch.logaddexp(torch.logsumexp(log_prob[..., :end_token_idx], dim=-1),
-                                       torch.logsumexp(log_prob[..., end_token_idx + 1:], dim=-1))
-        word_loss = -log_continue - weight * (target_log_prob - log_continue)
-        loss = torch.where(target.eq(end_token_idx), -target_log_prob, word_loss)
-    return distributed.mean_over_ranks((loss * real).sum(), real.sum())
+        return -weight * target_log_prob
+    # log P(continue) summed over the other tokens (two slices, no copy): 1 - P(END) would round to 0 where END is
+    # confident, and its log to -inf
+    log_continue = torch.logaddexp(torch.logsumexp(log_prob[..., :end_token_idx], dim=-1),
+                                   torch.logsumexp(log_prob[..., end_token_idx + 1:], dim=-1))
+    word_loss = -log_continue - weight * (target_log_prob - log_continue)
+    return torch.where(target.eq(end_token_idx), -target_log_prob, word_loss)
 
 
 class DecoderMemory(NamedTuple):
@@ -351,24 +346,43 @@ class C2CRSDecoder(nn.Module):
         weight = torch.cat([self.token_embedding.weight, self.copy_output.weight * mask.unsqueeze(1)], dim=1)
         return F.linear(torch.cat([hidden, copy_latent], dim=-1), weight, self.copy_output.bias * mask)
 
-    def forced(self, inputs: Tensor, target: Tensor, memory: DecoderMemory) -> Tuple[Tensor, Tensor]:
-        """Teacher forcing (see :func:`teacher_forcing`): logits at the real (non-pad) targets only.
+    def forced_costs(self, inputs: Tensor, target: Tensor, memory: DecoderMemory, alpha: Tensor,
+                     end_token_idx: Optional[int] = None, chunk: Optional[int] = None
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Teacher forcing (see :func:`teacher_forcing`), scored at the real (non-pad) targets only.
 
         The two vocabulary-sized products and the softmax dominate a conversation step, and about two thirds of
         a batch's target positions are padding (responses of ~9 tokens padded to the longest, up to 30): they
-        are skipped, which leaves every real position's logits, the loss and its gradients unchanged.
+        are skipped, which leaves every real position's logits, the loss and its gradients unchanged. With
+        ``chunk`` (in training) the outputs are computed ``chunk`` targets at a time under gradient checkpointing:
+        only one chunk's vocabulary-sized tensors are alive, and backward recomputes them (the same gradients).
 
         Args:
             inputs: ``(batch, len)`` decoder inputs.
             target: ``(batch, len)`` the token each position must predict, padded with the pad id.
             memory: from :meth:`build_memory`.
+            alpha, end_token_idx: as :func:`weighted_nll` takes them.
+            chunk: targets per checkpointed chunk; None computes every target's outputs at once.
 
         Returns:
-            Logits ``(n_real, vocab_size)`` of the targets ``target[real]`` and the mask ``real`` ``(batch, len)``.
+            The costs (:func:`target_costs`) ``(n_real,)`` and argmax predictions ``(n_real,)`` of the targets
+            ``target[real]``, and the mask ``real`` ``(batch, len)``.
         """
         real = target.ne(self.pad_token_idx)
         rows = real.nonzero()[:, 0]
-        return self.output_logits(self(inputs, memory)[real], memory, rows), real
+        hidden, targets = self(inputs, memory)[real], target[real]
+
+        def costs(states: Tensor, state_rows: Tensor, state_targets: Tensor) -> Tuple[Tensor, Tensor]:
+            logits = self.output_logits(states, memory, state_rows)
+            return target_costs(logits, state_targets, alpha, end_token_idx), logits.argmax(dim=-1)
+
+        if not chunk or not torch.is_grad_enabled() or targets.numel() <= chunk:
+            cost, best = costs(hidden, rows, targets)
+            return cost, best, real
+        parts = [checkpoint(costs, hidden[start:start + chunk], rows[start:start + chunk],
+                            targets[start:start + chunk], use_reentrant=False)
+                 for start in range(0, targets.numel(), chunk)]
+        return torch.cat([cost for cost, _ in parts]), torch.cat([best for _, best in parts]), real
 
     @torch.no_grad()
     def greedy(self, memory: DecoderMemory, max_len: int, use_cache: bool = True, block_ngram: int = 0,

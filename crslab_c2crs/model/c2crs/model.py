@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from crslab.model.base import BaseModel
+from crslab_c2crs import distributed
 from crslab_c2crs.model.c2crs.config import FREEZABLE, FUNCTION_FIELDS, C2CRSConfig
 from crslab_c2crs.model.c2crs.contrastive import (
     ContrastiveHeads,
@@ -36,7 +37,6 @@ from crslab_c2crs.model.c2crs.decoder import (
     repeatable_tokens,
     teacher_forcing,
     token_weights,
-    weighted_nll,
 )
 from crslab_c2crs.model.c2crs.dropout import use_fast_dropout
 from crslab_c2crs.model.c2crs.encoders import (
@@ -56,6 +56,9 @@ PRETRAIN_LEVELS = ("coarse", "fine", "multitask")
 STAGES = ("pretrain_coarse", "pretrain_fine", "pretrain_multitask", "rec", "conv")
 # CRSLab's systems say "val" for validation; "valid" is accepted too.
 MODES = ("train", "valid", "val", "test")
+# Teacher-forced targets per checkpointed chunk of the decoder's outputs under gradient_checkpointing: 512 x the
+# vocabulary (23k) is 47 MB per float tensor, against about 0.2 GB each for a whole batch's ~2,400 targets.
+OUTPUT_CHUNK = 512
 
 
 class Encodings(NamedTuple):
@@ -276,11 +279,13 @@ class C2CRSModel(BaseModel):
         """The (weighted) loss of Eq. 11 and the argmax predictions ``(batch, len - 1)`` (pad where the target
         is padding) of teacher forcing on ``response`` ``(batch, len)``."""
         inputs, target = teacher_forcing(response)
-        logits, real = self.decoder.forced(inputs, target, memory)
         alpha = self.token_alpha if weighted else torch.ones_like(self.token_alpha)
         end = self.config.end_token_idx if weighted and self.config.stop_loss == "plain" else None
-        loss = weighted_nll(logits, target[real], alpha, self.config.pad_token_idx, end)
-        preds = torch.full_like(target, self.config.pad_token_idx).masked_scatter(real, logits.argmax(dim=-1))
+        # gradient checkpointing also keeps the vocabulary-sized outputs of one chunk of targets alive at a time
+        chunk = OUTPUT_CHUNK if self.config.gradient_checkpointing else None
+        costs, best, real = self.decoder.forced_costs(inputs, target, memory, alpha, end, chunk)
+        loss = distributed.mean_over_ranks(costs.sum(), real.sum())
+        preds = torch.full_like(target, self.config.pad_token_idx).masked_scatter(real, best)
         return loss, preds
 
     # ------------------------------------------------------------------ stages
