@@ -237,10 +237,16 @@ class C2CRSSystem(BaseSystem):
 
     def _changing_state(self) -> Dict[str, torch.Tensor]:
         """Copies of the state entries a stage can change: its trainable parameters and the buffers. A best epoch
-        need not copy the frozen parts (in conv, the R-GCN's bases alone are 264 MB)."""
-        changing = ({name for name, parameter in self.model.named_parameters() if parameter.requires_grad}
-                    | {name for name, _ in self.model.named_buffers()})
-        return {name: value.detach().clone() for name, value in self.model.state_dict().items() if name in changing}
+        need not copy the frozen parts (in conv, the R-GCN's bases alone are 264 MB). Read from the state dict
+        itself (``keep_vars``: parameters stay parameters), whose names are the checkpoints' under DDP too."""
+        return {name: value.detach().clone() for name, value in self.model.state_dict(keep_vars=True).items()
+                if value.requires_grad or not isinstance(value, torch.nn.Parameter)}
+
+    def _restore(self, state: Dict[str, torch.Tensor]) -> None:
+        """Load a :meth:`_changing_state` copy back; a name the model does not have is an error, not a no-op."""
+        unexpected = self.model.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected or not state:
+            raise RuntimeError(f"the best epoch's state does not fit the model: {unexpected[:3] or 'empty'}")
 
     def run_stage(self, stage: str) -> None:
         # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
@@ -290,7 +296,7 @@ class C2CRSSystem(BaseSystem):
                     logger.info(f"[{stage}: early stop after {epoch + 1} epochs]")
                     break
         if best_state is not None:
-            self.model.load_state_dict(best_state, strict=False)
+            self._restore(best_state)
         seconds = time.time() - started
         self.stage_stats[stage] = {"epochs": epochs, "seconds": seconds,
                                    "train_samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0}
