@@ -59,8 +59,17 @@ def test_disabled_views_and_levels():
 
 
 def test_a_masked_history_view_shows_the_floor_no_id():
+    """Ids alone give a blind history view nothing: its terms' floor is chance, ln(2n - 1), also where the other
+    view's rows share entities (zero history vectors would put the term above chance there)."""
     floor = IdFloor(n_entity=10, dim=256)
-    hidden = dict(shared_batch(), history_ids_hidden=torch.tensor(True))
+    batch = shared_batch()
+    batch["context_entities"] = torch.stack([batch["context_entities"][:, 0], torch.full((6,), 7)], dim=1)
+    hidden = dict(batch, history_ids_hidden=torch.tensor(True))
     terms = floor.terms(hidden, "coarse", 0.07, VIEWS)
-    assert terms["coarse/history-kg"] > 0.9 * math.log(2 * 6 - 1)  # zero history vectors: about chance
-    assert terms["coarse/kg-review"] < 0.05 * math.log(2 * 6 - 1)                      # untouched views
+    chance = floor.terms(hidden, "coarse", 0.07, VIEWS, chance=True)
+    assert chance == pytest.approx({name: math.log(2 * 6 - 1) for name in chance}, abs=1e-5)
+    assert terms["coarse/history-kg"] == terms["coarse/history-review"] == pytest.approx(math.log(2 * 6 - 1))
+    assert terms["coarse/kg-review"] < 0.5 * math.log(2 * 6 - 1)     # untouched views: ids still match them
+    fine = floor.terms(hidden, "fine", 0.07, VIEWS)
+    fine_chance = floor.terms(hidden, "fine", 0.07, VIEWS, chance=True)
+    assert fine["fine/history-kg"] == fine_chance["fine/history-kg"]

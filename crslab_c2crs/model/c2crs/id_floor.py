@@ -37,7 +37,10 @@ class IdFloor:
     The history view of a row pools the entities mentioned in its context and, like the model's, counts for every
     row with a context: a context that mentions nothing has the zero vector, matching nothing. The KG and review
     views count for the rows that have entities or review sentences, as the model's do. A batch whose mentions are
-    masked (``history_ids_hidden``, ``pretrain_mask_mentions``) shows the history view no id: its vectors are zero.
+    masked (``history_ids_hidden``, ``pretrain_mask_mentions``) shows the history view no id, so ids alone give its
+    terms nothing: their floor is chance. (Zero history vectors would not give chance: the other view's anchors
+    then meet their own view's rows, similar wherever rows share entities, as closer negatives than the blind
+    positive, and the term rises above chance.)
 
     Args:
         n_entity: number of KG entities.
@@ -53,10 +56,10 @@ class IdFloor:
         self.pad_entity, self.pad_token = pad_entity, pad_token
 
     @staticmethod
-    def _history_vectors(batch: Batch, vectors: Tensor) -> Tensor:
-        """The vectors the history view sees: none (zeros) when its mentions are masked."""
+    def _history_hidden(batch: Batch) -> bool:
+        """Whether the batch's history view shows no entity id (masked mentions)."""
         hidden = batch.get("history_ids_hidden")
-        return torch.zeros_like(vectors) if hidden is not None and bool(hidden) else vectors
+        return hidden is not None and bool(hidden)
 
     def _views(self, batch: Batch, vectors: Tensor, views: Tuple[str, ...]
                ) -> Dict[str, Tuple[Optional[Tensor], Optional[Tensor]]]:
@@ -64,8 +67,7 @@ class IdFloor:
         entities = batch["context_entities"]
         rows, cols = (entities != self.pad_entity).nonzero(as_tuple=True)
         pooled = {
-            "history": (_pool(self._history_vectors(batch, vectors), batch["mention_row"], batch["mention_entity"],
-                              size)[0],
+            "history": (_pool(vectors, batch["mention_row"], batch["mention_entity"], size)[0],
                         (batch["context"] != self.pad_token).any(dim=1)),
             "kg": _pool(vectors, rows, entities[rows, cols], size),
             "review": _pool(vectors, batch["review_row"], batch["review_entity"], size),
@@ -85,8 +87,7 @@ class IdFloor:
             review_entity, sentence_tokens = batch["review_entity"][kept], batch["review"][kept]
             sentence = FineUnits(vectors[review_entity], review_entity)
         mention_entity = batch["mention_entity"]
-        word = (FineUnits(self._history_vectors(batch, vectors)[mention_entity], mention_entity) if "history" in views
-                else None)
+        word = FineUnits(vectors[mention_entity], mention_entity) if "history" in views else None
         # under torchrun, the units of the global batch, as the model's
         word, sentence = units_of_every_rank(word, sentence, sentence_tokens, self.pad_token)
         entity = None
@@ -98,7 +99,8 @@ class IdFloor:
     def terms(self, batch: Batch, level: str, temperature: float, views: Tuple[str, ...], chance: bool = False
               ) -> Dict[str, float]:
         """The coarse (``level="coarse"``) or fine (``"fine"``) InfoNCE terms of the id model on ``batch``, keyed
-        ``"<level>/<view>-<view>"`` as the model reports its own; with ``chance``, those of equal vectors."""
+        ``"<level>/<view>-<view>"`` as the model reports its own; with ``chance``, those of equal vectors. The
+        terms of a history view without ids (masked mentions) are chance's."""
         vectors = torch.ones_like(self.vectors) if chance else self.vectors
         with torch.no_grad():
             if level == "coarse":
@@ -109,4 +111,8 @@ class IdFloor:
                 _, terms = fine_loss(*self._units(batch, vectors, views), _IDENTITY, temperature)
             else:
                 raise ValueError(f"level must be coarse or fine, got {level!r}")
-        return {f"{level}/{pair}": float(value) for pair, value in terms.items()}
+        result = {f"{level}/{pair}": float(value) for pair, value in terms.items()}
+        if self._history_hidden(batch) and not chance:
+            equal = self.terms(batch, level, temperature, views, chance=True)
+            result.update({name: value for name, value in equal.items() if "history" in name})
+        return result
