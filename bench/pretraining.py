@@ -267,21 +267,26 @@ def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
     for variant, rows in summary.items():
         lines += [f"## {variant}", ""]
         if rows:
-            baseline = next((row for row in rows if row["budget"] == [0, 0]), None)
-            lines += ["| coarse epochs | fine epochs | seeds | " + " | ".join(label for label, _ in METRICS)
-                      + " | test R@10 vs no pre-training |", "|---" * (len(METRICS) + 4) + "|"]
-            for row in rows:
-                cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
-                         for _, key in METRICS]
-                lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells)
-                             + f" | {_versus_baseline(row, baseline)} |")
-            chosen = chosen_on_validation(rows)
-            if chosen:
-                lines += ["", f"Chosen on validation Recall@10 (among the budgets with {chosen['seeds']} rec seeds): "
-                          f"({chosen['budget'][0]}, {chosen['budget'][1]}), test Recall@10 "
-                          f"{chosen['mean']['hit@10']:.4f}, {_versus_baseline(chosen, baseline) or 'no baseline'}."]
-            lines.append("")
+            lines += [budget_table(rows), ""]
         lines += floor_markdown(floor_rows(RECORDS / variant))
+    return "\n".join(lines)
+
+
+def budget_table(rows: List[Dict[str, Any]]) -> str:
+    """One variant's rows of :func:`summarise` as a table, and the budget chosen on validation."""
+    baseline = next((row for row in rows if row["budget"] == [0, 0]), None)
+    lines = ["| coarse epochs | fine epochs | seeds | " + " | ".join(label for label, _ in METRICS)
+             + " | test R@10 vs no pre-training |", "|---" * (len(METRICS) + 4) + "|"]
+    for row in rows:
+        cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
+                 for _, key in METRICS]
+        lines.append(f"| {row['budget'][0]} | {row['budget'][1]} | {row['seeds']} | " + " | ".join(cells)
+                     + f" | {_versus_baseline(row, baseline)} |")
+    chosen = chosen_on_validation(rows)
+    if chosen:
+        lines += ["", f"Chosen on validation Recall@10 (among the budgets with {chosen['seeds']} rec seeds): "
+                  f"({chosen['budget'][0]}, {chosen['budget'][1]}), test Recall@10 "
+                  f"{chosen['mean']['hit@10']:.4f}, {_versus_baseline(chosen, baseline) or 'no baseline'}."]
     return "\n".join(lines)
 
 
