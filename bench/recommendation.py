@@ -3,7 +3,7 @@
 Usage::
 
     python -m bench.recommendation run --protocol recommender --models C2CRS,KBRD,KGSF,Popularity,RepeatContext \\
-        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--variant no_bias|fast] [--data-root data]
+        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--variant no_bias|fast|history_fallback] [--data-root data]
     python -m bench.recommendation report
 
 Every model is trained and tested through ``run_crslab.py`` (``bench.child``: CRSLab's runner, our evaluator) with
@@ -83,7 +83,7 @@ FAST_TRAINING = ["mixed_precision=bf16", "fast_dropout=true"] + [f"{stage}.optim
                                                                  for stage in ("coarse", "fine", "rec")]
 # C2-CRS settings compared on validation (``--variant``): overrides of the rec runs, and of the pre-training too for
 # those in PRETRAINING_VARIANTS (pre-trained per seed in a folder of their own).
-VARIANTS = {"no_bias": ["rec_bias=false"], "fast": FAST_TRAINING}
+VARIANTS = {"no_bias": ["rec_bias=false"], "fast": FAST_TRAINING, "history_fallback": ["rec_history_fallback=true"]}
 PRETRAINING_VARIANTS = ("fast",)
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
          ("new R@10", "new_hit@10"))

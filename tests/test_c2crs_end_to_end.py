@@ -150,6 +150,17 @@ def test_the_best_conv_epoch_is_kept_without_copying_the_frozen_encoders(tiny_ro
     assert any("decoder" in key for key in conv_keys)
 
 
+def test_the_history_fallback_runs_from_a_pretraining_checkpoint_without_it(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _ = run_c2crs(tiny_root, tmp_path, "fallback", ["end_stage=fine"])
+    assert code == 0
+    code, result = run_c2crs(tiny_root, tmp_path, "fallback", ["start_stage=rec", "end_stage=rec",
+                                                              "rec_history_fallback=true"])
+    assert code == 0 and "hit@10" in reports_in_test(result)[0]
+    code, _ = run_c2crs(tiny_root, tmp_path, "fallback_bad", ["ablation=no_history", "rec_history_fallback=true"])
+    assert code != 0 and "rec_history_fallback" in capsys.readouterr().err
+
+
 def test_resuming_without_checkpoint_is_a_clear_error(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "nothing_here", ["start_stage=conv"])

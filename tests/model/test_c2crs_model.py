@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import tiny_c2crs as tiny
+from crslab_c2crs.errors import ConfigError
 from crslab_c2crs.model.c2crs.model import STAGES
 
 PRETRAIN_STAGES = [stage for stage in STAGES if stage.startswith("pretrain_")]
@@ -114,6 +115,43 @@ def test_recommend_scores_items_by_dot_product_with_the_kg_user_plus_the_item_bi
     bad = dict(batch, item=torch.tensor([2, 4, 9, 3]))
     with pytest.raises(ValueError, match=r"\[4\]"):
         model.recommend(bad, "train")
+
+
+def test_the_history_fallback_scores_a_context_without_entities_by_its_history_view():
+    """rec_history_fallback: row 2 (no context entity) takes its history view mapped into the KG space; the other
+    rows keep e_G; the map starts at zero, so an untrained fallback scores like none, and it learns."""
+    plain, fallback = tiny.model().eval(), tiny.model(rec_history_fallback=True).eval()
+    batch = tiny.batch()
+    fallback.load_state_dict(plain.state_dict())  # a checkpoint without the fallback: it starts at zero
+    torch.testing.assert_close(fallback.recommend(batch, "test")[1], plain.recommend(batch, "test")[1])
+    layer = fallback.recommender.history_fallback
+    with torch.no_grad():
+        layer.weight.normal_()
+    scores = fallback.recommend(batch, "test")[1]
+    nodes = fallback.encode_kg()
+    kg = fallback.kg_encoder(batch["context_entities"], nodes)
+    assert kg.valid.tolist() == [True, True, False, True]
+    history = fallback.history_encoder(batch["context"][2:3]).pooled
+    torch.testing.assert_close(scores[2], (layer(history) @ nodes[tiny.ITEMS].t() + fallback.recommender.bias)[0])
+    torch.testing.assert_close(scores[[0, 1, 3]], plain.recommend(batch, "test")[1][[0, 1, 3]])
+    fallback.train()
+    fallback.recommend(batch, "train")[0].backward()
+    assert layer.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in fallback.history_encoder.parameters())
+
+
+def test_a_trained_history_fallback_does_not_load_into_a_model_without_it():
+    trained = tiny.model(rec_history_fallback=True)
+    with torch.no_grad():
+        trained.recommender.history_fallback.weight.fill_(1.0)
+    with pytest.raises(RuntimeError, match="history_fallback"):
+        tiny.model().load_state_dict(trained.state_dict())
+    tiny.model().load_state_dict(tiny.model(rec_history_fallback=True).state_dict())  # untrained: zero, fits
+
+
+def test_the_history_fallback_needs_the_history_view():
+    with pytest.raises(ConfigError, match="rec_history_fallback"):
+        tiny.model(rec_history_fallback=True, use_history=False)
 
 
 def test_kg_is_encoded_once_per_step_and_cached_in_eval_until_parameters_change():

@@ -130,6 +130,11 @@ class C2CRSConfig:
             flatten, END then wins after a word or two (README).
         rec_bias: a learned per-item bias in the recommender's scores (Eq. 8 has none; the authors' code, KGSF
             and KBRD have one): without it a context with no entity cannot rank (see ``Recommender``).
+        rec_history_fallback: a context without entities (e_G = 0, one ReDial sample in ten) gets the history view
+            e_C as its user representation instead, through a linear map into the KG space that starts at zero (so
+            at first the bias alone scores such a context, as without the option) and is learnt in the rec stage; a
+            departure from Eq. 8 (the paper's e_u is e_G alone), through which a pre-trained history view can reach
+            the recommender. Needs the history view.
         gradient_checkpointing: recompute the history and review encoders' layers in backward instead of keeping
             their activations (Hugging Face's name), and compute the decoder's vocabulary-sized outputs 512
             targets at a time, recomputed in backward: the same gradients, less peak memory in every stage that
@@ -180,6 +185,7 @@ class C2CRSConfig:
     stop_loss: str = "plain"
     stop_rule: str = "stop_first"
     rec_bias: bool = True
+    rec_history_fallback: bool = False
     gradient_checkpointing: bool = False
     mixed_precision: str = "fp32"
     fast_dropout: bool = False
@@ -192,6 +198,9 @@ class C2CRSConfig:
             setattr(self, field.name, _validated(field.name, field.type, getattr(self, field.name)))
         if self.token_dim % self.n_heads:
             raise ConfigError(f"C2CRS option 'token_dim'={self.token_dim} must be divisible by n_heads={self.n_heads}")
+        if self.rec_history_fallback and not self.use_history:
+            raise ConfigError("C2CRS option 'rec_history_fallback' needs the history view (not with ablation "
+                              "no_history)")
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as a plain dict (saved in checkpoints beside the weights)."""

@@ -129,7 +129,8 @@ class C2CRSModel(BaseModel):
         self.kg_encoder = KGEncoder(config, edges[:, :2].t(), edges[:, 2])
         self.review_encoder = ReviewEncoder(config, self.token_embedding) if config.use_review else None
         self.heads = ContrastiveHeads(config)
-        self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity, config.rec_bias)
+        self.recommender = Recommender(side_data["item_entity_ids"], config.n_entity, config.rec_bias,
+                                       *((config.token_dim, config.kg_dim) if config.rec_history_fallback else ()))
         self.decoder = C2CRSDecoder(config, self.token_embedding, side_data.get("copy_mask"))
         special = (config.pad_token_idx, config.start_token_idx, config.end_token_idx)
         alpha = token_weights(
@@ -326,7 +327,8 @@ class C2CRSModel(BaseModel):
             parts.update({f"fine/{pair}": term for pair, term in fine_terms.items()})
             loss = fine + config.coarse_lambda * coarse
         if multitask:
-            scores = self.recommender(enc.kg.pooled, enc.nodes)
+            users = self.recommender.users(enc.kg.pooled, enc.kg.valid, lambda rows: enc.history.pooled[rows])
+            scores = self.recommender(users, enc.nodes)
             parts["rec_loss"] = self.recommender.loss(scores, batch["item"])
             loss = loss + parts["rec_loss"]
             if "response" in batch:
@@ -355,7 +357,13 @@ class C2CRSModel(BaseModel):
         """The recommender's scores ``(batch, n_items)`` of every item for ``batch["context_entities"]`` (Eq. 8),
         without a target: what the conv test pass ranks a response's movies against."""
         nodes = self.encode_kg()
-        return self.recommender(self.kg_encoder(batch["context_entities"], nodes).pooled, nodes)
+        kg = self.kg_encoder(batch["context_entities"], nodes)
+
+        def history(rows: Tensor) -> Tensor:  # e_C of the rows without entities (rec_history_fallback)
+            with self._no_grad_if_frozen("history"):
+                return self.history_encoder(batch["context"][rows]).pooled
+
+        return self.recommender(self.recommender.users(kg.pooled, kg.valid, history), nodes)
 
     def converse(self, batch: Batch, mode: str, chatting: bool = False) -> Tuple[Optional[Tensor], Tensor]:
         """Response generation (Eq. 10-12).
