@@ -202,6 +202,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         with compat.keep_built_systems(attach) as systems, compat.private_tmpdir() as tmp:
             config_file = tmp / "config.yaml"
             config_file.write_text(yaml.safe_dump(opt), encoding="utf-8")
+            # CRSLab's Config checks for ./log, then creates it: ranks started together race there (one failed
+            # with FileExistsError), so the folder exists before any of them builds its Config
+            Path("log").mkdir(exist_ok=True)
             # CRSLab logs its whole config to stdout while building Config: keep a chat's stdout for the chat
             with contextlib.redirect_stdout(sys.stderr) if args.interact else contextlib.nullcontext(), \
                     distributed.main_logs_only():
