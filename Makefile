@@ -24,8 +24,18 @@ QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max
 QUICK_RESULTS := $(DATA_ROOT)/save/$(QUICK_DIR)/results.json
 CHAT := $(PY) run_crslab.py --config config/c2crs/redial.yaml --data-root $(DATA_ROOT) \
 	--set checkpoint_dir=$(QUICK_DIR) --set block_ngram=3 -rs -i
+# KGSF and KBRD at the quick start's budget, for the web chat's side-by-side page (README): KGSF's MIM pre-training
+# for one epoch, 4 rec and 4 conv epochs, conv batches of 128 so the test cap holds the quick start's 2,560 responses.
+SIDE_QUICK := --set rec.epoch=4 --set conv.epoch=4 --set conv.batch_size=128 --set conv.valid_max_batches=10 \
+	--set conv.test_max_batches=20
+KGSF_QUICK := $(SIDE_QUICK) --set pretrain.epoch=1 --set checkpoint_dir=KGSF_quickstart
+KBRD_QUICK := $(SIDE_QUICK) --set checkpoint_dir=KBRD_quickstart
+WEB := $(PY) -m crslab_c2crs.interactive.web --data-root $(DATA_ROOT) \
+	--model config/c2crs/redial.yaml checkpoint_dir=$(QUICK_DIR) block_ngram=3 \
+	--model config/kgsf/redial.yaml checkpoint_dir=KGSF_quickstart \
+	--model config/kbrd/redial.yaml checkpoint_dir=KBRD_quickstart
 
-.PHONY: setup data run quickstart test
+.PHONY: setup data run quickstart web test
 
 # The venv is rebuilt only when setup.py or this Makefile changes, so a second `make setup` is a no-op.
 $(STAMP): setup.py Makefile
@@ -57,6 +67,23 @@ quickstart: data
 		--results $(QUICK_RESULTS) $(ARGS)
 	@echo "Per-epoch validation curves of the decoder:  $(PY) -m bench.conv_curves $(QUICK_RESULTS) --out $(DATA_ROOT)/save/$(QUICK_DIR)/curves"
 	@echo "Chat with this model:  $(CHAT)"
+
+# The three quick-start models side by side in the browser; trains whichever of them is not saved yet (C2-CRS: the
+# quick start, ~35 min; KGSF and KBRD at its budget), then serves http://127.0.0.1:8000/.
+$(DATA_ROOT)/save/$(QUICK_DIR)/C2CRS.pth: | data
+	$(MAKE) quickstart
+
+$(DATA_ROOT)/save/KGSF_quickstart/KGSF.pth: | data
+	$(PY) run_crslab.py --config config/kgsf/redial.yaml --data-root $(DATA_ROOT) -ss $(KGSF_QUICK) \
+		--results $(DATA_ROOT)/save/KGSF_quickstart/results.json
+
+$(DATA_ROOT)/save/KBRD_quickstart/KBRD.pth: | data
+	$(PY) run_crslab.py --config config/kbrd/redial.yaml --data-root $(DATA_ROOT) -ss $(KBRD_QUICK) \
+		--results $(DATA_ROOT)/save/KBRD_quickstart/results.json
+
+web: $(DATA_ROOT)/save/$(QUICK_DIR)/C2CRS.pth $(DATA_ROOT)/save/KGSF_quickstart/KGSF.pth \
+		$(DATA_ROOT)/save/KBRD_quickstart/KBRD.pth
+	$(WEB) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -5,8 +5,8 @@ Usage::
 
     python -m bench.chat_script --data-root data \\
         --model config/c2crs/redial.yaml checkpoint_dir=C2CRS_quickstart block_ngram=3 \\
-        --model config/kgsf/redial.yaml checkpoint_dir=KGSF_chat \\
-        --model config/kbrd/redial.yaml checkpoint_dir=KBRD_chat [--script bench/chat/script.json]
+        --model config/kgsf/redial.yaml checkpoint_dir=KGSF_quickstart \\
+        --model config/kbrd/redial.yaml checkpoint_dir=KBRD_quickstart [--script bench/chat/script.json]
 
 Each ``--model`` (as the web chat takes it) is restored once and answers every line of the script (``[RESET]``
 starts a new conversation) twice: with ``movie_slots`` (the chat's default: the movies a reply names come from the
@@ -107,6 +107,27 @@ def markdown(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_script(parser: argparse.ArgumentParser, path: str) -> List[str]:
+    """The ``lines`` of the script file ``path``; a file that is not one exits through ``parser.error``."""
+    try:
+        lines = json.loads(Path(path).read_text(encoding="utf-8"))["lines"]
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise TypeError("\"lines\" must be a list of strings")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        parser.error(f"--script {path}: not a JSON file with a \"lines\" list ({err})")
+    return lines
+
+
+def open_chats(parser: argparse.ArgumentParser, args: argparse.Namespace, topk: int) -> Dict[str, Chat]:
+    """Every ``--model`` restored on the CPU as the web chat restores it, showing ``topk`` recommendations (column
+    name -> chat); a bad model exits through ``parser.error`` with one line."""
+    specs = model_specs(parser, args.model)
+    try:
+        return {spec.name: load_chat(spec, args.data_root, "-1", topk) for spec in specs}
+    except USER_ERRORS as err:
+        parser.error(str(err))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_arguments(parser)
@@ -114,15 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--name", default="chat-transcript", help="file name of the report, without extension")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    try:
-        lines = json.loads(Path(args.script).read_text(encoding="utf-8"))["lines"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        parser.error(f"--script {args.script}: not a JSON file with a \"lines\" list ({err})")
-    specs = model_specs(parser, args.model)
-    try:
-        chats = {spec.name: load_chat(spec, args.data_root, "-1", TOP) for spec in specs}
-    except USER_ERRORS as err:
-        parser.error(str(err))
+    lines = read_script(parser, args.script)
+    chats = open_chats(parser, args, TOP)
     report = {"git_commit": git_commit(), "script": args.script, "turns": sum(line != RESET for line in lines),
               "models": run_script(chats, lines)}
     write_report(Path(args.out) / args.name, report, markdown(report))

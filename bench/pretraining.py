@@ -3,8 +3,8 @@ seeds from every budget, one table and one plot.
 
 Usage::
 
-    python -m bench.pretraining run [--variant paper|masked|dropout] [--seed 42] [--rec-seeds 42,43,44]
-        [--schedule 13,12] [--data-root data]
+    python -m bench.pretraining run [--variant paper|masked|dropout|no_history|no_kg|no_review|multitask] [--seed 42]
+        [--rec-seeds 42,43,44] [--schedule 13,12] [--data-root data]
     python -m bench.pretraining report
 
 ``run`` pre-trains with the paper's schedule (13 coarse epochs, then 12 fine epochs) and keeps a snapshot after
@@ -24,7 +24,12 @@ checkpoints have a folder of their own (``<variant>-seed<k>-c<C>f<F>``). Budget 
 run once, under ``paper``, and the report sets it at the head of every variant.
 
 Variants: ``paper`` (the paper's views), ``masked`` (``pretrain_mask_mentions``), ``dropout``
-(``pretrain_entity_dropout=0.3``); see ``docs/model.md``.
+(``pretrain_entity_dropout=0.3``); see ``docs/model.md``. The paper's Table 4 ablations that need runs of their own are
+variants too, run at the budget the ``paper`` curve chooses on validation (``--schedule C,F`` of that budget):
+``no_history``, ``no_kg``, ``no_review`` (their ``ablation`` stays on in the rec stage) and ``multitask`` (no
+pre-training; its schedule is ignored). The report sets them beside the paper's Table 4 at that budget, where w/o
+Coarse-Fine is budget (0, 0) and, at a budget without fine epochs, w/o Coarse and w/o Fine are the same runs as no
+pre-training and C2-CRS (:func:`table4_rows`).
 """
 from __future__ import annotations
 
@@ -57,6 +62,15 @@ def budgets(coarse: int, fine: int) -> List[Tuple[int, int]]:
 
 BUDGETS = budgets(SCHEDULE["coarse"], SCHEDULE["fine"])
 VARIANTS = {"paper": [], "masked": ["pretrain_mask_mentions=true"], "dropout": ["pretrain_entity_dropout=0.3"]}
+# The paper's Table 4 rows that need runs of their own, as variants: their ``ablation`` stays on in the rec stage
+# (the encoders it removes are not built). Multi-task has no pre-training: its one budget is (0, 0).
+ABLATIONS = ("multitask", "no_history", "no_kg", "no_review")
+VARIANTS.update({name: [f"ablation={name}"] for name in ABLATIONS})
+# Table 4 of the paper (ReDial, R@1 / R@10 / R@50; the authors' protocol: every turn that mentions a movie).
+PAPER_TABLE4 = {"C2-CRS": (0.053, 0.233, 0.407), "w/o Coarse-Fine": (0.031, 0.150, 0.336),
+                "w/o Coarse": (0.049, 0.220, 0.394), "w/o Fine": (0.048, 0.221, 0.400),
+                "Multi-task": (0.052, 0.221, 0.404), "w/o CH": (0.048, 0.223, 0.403),
+                "w/o SD": (0.051, 0.226, 0.403), "w/o UD": (0.051, 0.222, 0.395)}
 PRETRAIN_VALID_BATCHES = 10
 METRICS = (("valid R@10", "valid_hit@10"), ("valid R@50", "valid_hit@50"), ("test R@10", "hit@10"),
            ("test R@50", "hit@50"), ("test new R@10", "new_hit@10"))
@@ -122,9 +136,10 @@ class Curve:
         path = self.records / f"c{coarse}f{fine}-seed{rec_seed}.json"
         if path.exists():
             return
-        overrides = list(REC_FLAGS["C2CRS"])
-        if (coarse, fine) == (0, 0):
-            overrides += ["ablation=no_pretrain", f"checkpoint_dir={self.folder}-c0f0"]
+        ablation = [flag for flag in VARIANTS[self.variant] if flag.startswith("ablation=")]
+        overrides = list(REC_FLAGS["C2CRS"]) + ablation
+        if (coarse, fine) == (0, 0):  # no pre-training: the no_pretrain ablation (multi-task's own skips it too)
+            overrides += ([] if ablation else ["ablation=no_pretrain"]) + [f"checkpoint_dir={self.folder}-c0f0"]
             extra: List[str] = []
         elif fine == 0:  # the rec stage from the coarse checkpoint, no fine stage
             overrides += [f"checkpoint_dir={self._budget_folder(coarse, 0)}", "fine.epoch=0"]
@@ -142,6 +157,10 @@ class Curve:
                     f"{result['test'].get('hit@10')}")
 
     def run(self, rec_seeds: List[int]) -> None:
+        if self.variant == "multitask":  # trained with the rec stage, from no pre-training
+            for rec_seed in rec_seeds:
+                self.rec(0, 0, rec_seed)
+            return
         for stage in ("coarse", "fine"):
             if self.schedule[stage]:
                 self._pretrain_stage(stage)
@@ -158,19 +177,79 @@ def tested_metrics(result: Dict[str, Any]) -> Dict[str, float]:
     return {**result["test"], "valid_hit@10": valid.get("hit@10"), "valid_hit@50": valid.get("hit@50")}
 
 
-def summarise() -> Dict[str, List[Dict[str, Any]]]:
-    """Per variant and budget: mean and std over rec seeds of :data:`METRICS`, the commits, and the paired test of
-    test Recall@10 against budget (0, 0) (no pre-training: the ``paper`` folder's runs, at the head of every
-    variant)."""
-    runs: Dict[str, Dict[Tuple[int, int], List[Dict[str, Any]]]] = {}
+Runs = Dict[str, Dict[Tuple[int, int], List[Dict[str, Any]]]]
+
+
+def load_runs() -> Runs:
+    """The rec records under :data:`RECORDS`: variant -> (coarse, fine) budget -> records (one per rec seed)."""
+    runs: Runs = {}
     for folder in sorted(RECORDS.iterdir()) if RECORDS.is_dir() else ():
         by_budget = runs.setdefault(folder.name, {})
         for path in sorted(folder.glob("c*f*-seed*.json")):
             result = json.loads(path.read_text(encoding="utf-8"))
             by_budget.setdefault(tuple(result["budget"]), []).append(result)
+    return runs
+
+
+def table4_rows(runs: Runs, budget: Tuple[int, int]) -> List[Dict[str, Any]]:
+    """The paper's Table 4 at the pre-training ``budget`` (coarse, fine epochs): per row its runs' mean ± std test
+    Recall@1/10/50 over rec seeds and a paired permutation test of Recall@10 against full C2-CRS at that budget.
+    At a budget without fine epochs, w/o Coarse (no coarse stage, lambda 0 in the fine stage) is no pre-training
+    and w/o Fine is C2-CRS itself, so those rows are the same runs; a row without runs has ``seeds`` 0."""
+    coarse, fine = budget
+    paper = runs.get("paper", {})
+    sources = [("C2-CRS", paper.get(budget, []), "the paper's objective"),
+               ("w/o Coarse-Fine", paper.get((0, 0), []), "`no_pretrain`"),
+               ("w/o Coarse", paper.get((0, 0), []) if fine == 0 else [],
+                "= w/o Coarse-Fine at this budget" if fine == 0 else "`no_coarse` (not run)"),
+               ("w/o Fine", paper.get((coarse, 0), []), "= C2-CRS at this budget" if fine == 0 else "`no_fine`"),
+               ("Multi-task", runs.get("multitask", {}).get((0, 0), []), "`multitask`"),
+               ("w/o CH", runs.get("no_history", {}).get(budget, []), "`no_history`"),
+               ("w/o SD", runs.get("no_kg", {}).get(budget, []), "`no_kg`"),
+               ("w/o UD", runs.get("no_review", {}).get(budget, []), "`no_review`")]
+    full = sources[0][1]
+    rows = []
+    for label, results, note in sources:
+        row: Dict[str, Any] = {"row": label, "run_as": note, "seeds": len(results), "mean": {}, "std": {},
+                               "paper": PAPER_TABLE4[label], "commits": sorted({r["git_commit"] for r in results})}
+        for key in ("hit@1", "hit@10", "hit@50"):
+            if results:
+                row["mean"][key], row["std"][key] = mean_std([result["test"][key] for result in results])
+        if results and full and results is not full and all("ranks" in r for r in results + full):
+            test = compare([r["ranks"] for r in results], [r["ranks"] for r in full], 10)
+            row["versus_full"] = {"ratio": row["mean"]["hit@10"] / mean_std([r["test"]["hit@10"] for r in full])[0],
+                                  "p_value": test.p_value, "n": test.n}
+        rows.append(row)
+    return rows
+
+
+def table4(rows: List[Dict[str, Any]], budget: Tuple[int, int]) -> str:
+    """:func:`table4_rows` as a markdown table beside the paper's figures."""
+    lines = [f"Pre-training budget ({budget[0]}, {budget[1]}) (coarse, fine epochs); ours: CRSLab protocol "
+             "(Recommender turns), mean ± std over rec seeds, R@10 against C2-CRS with a paired permutation test; "
+             "paper: its Table 4 (every turn that mentions a movie, the authors' data and budget).", "",
+             "| Table 4 row | run as | seeds | R@1 | R@10 | R@50 | R@10 vs C2-CRS | paper R@1 | paper R@10 | "
+             "paper R@50 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
+                 for key in ("hit@1", "hit@10", "hit@50")]
+        versus = row.get("versus_full")
+        lines.append(f"| {row['row']} | {row['run_as']} | {row['seeds']} | " + " | ".join(cells) + " | "
+                     + (f"{versus['ratio']:.3f}× (p {versus['p_value']:.2g})" if versus else "") + " | "
+                     + " | ".join(f"{value:.3f}" for value in row["paper"]) + " |")
+    return "\n".join(lines)
+
+
+def summarise() -> Dict[str, List[Dict[str, Any]]]:
+    """Per variant and budget: mean and std over rec seeds of :data:`METRICS`, the commits, and the paired test of
+    test Recall@10 against budget (0, 0) (no pre-training: the ``paper`` folder's runs, at the head of every
+    variant)."""
+    runs = load_runs()
     baseline = runs.get("paper", {}).get((0, 0), [])
     summary: Dict[str, List[Dict[str, Any]]] = {}
     for variant, by_budget in runs.items():
+        if variant == "multitask":  # no pre-training budgets: a Table 4 row only (table4_rows)
+            continue
         if baseline:
             by_budget = {(0, 0): baseline, **by_budget}
         rows = []
@@ -257,13 +336,17 @@ def _versus_baseline(row: Dict[str, Any], baseline: Optional[Dict[str, Any]]) ->
     return f"{row['mean']['hit@10'] / baseline['mean']['hit@10']:.3f}× (p {test['p_value']:.2g})"
 
 
-def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str) -> str:
+def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str,
+             ablations: Optional[Dict[str, Any]] = None) -> str:
     lines = ["# C2-CRS: the recommender against the pre-training budget", "",
              f"Report at `{commit}` from `bench/results/redial-pretraining/` (each record names its commit). Rec "
              "stage as `bench.recommendation` runs it (CRSLab protocol: Recommender turns are the targets; Recall@k "
              "as CRSLab computes it); mean ± std over rec seeds; budget (0, 0) is the `no_pretrain` ablation (the "
              "`paper` folder's runs, the same for every variant). Last column: test Recall@10 over (0, 0)'s, with a "
              "two-sided paired permutation test over the test targets (seed-averaged hits).", ""]
+    if ablations:
+        lines += ["## The paper's Table 4 at the budget chosen on validation", "",
+                  table4(ablations["rows"], ablations["budget"]), ""]
     for variant, rows in summary.items():
         lines += [f"## {variant}", ""]
         if rows:
@@ -359,7 +442,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"no records under {RECORDS}; run first")
         commit = git_commit()
         floors = {variant: floor_rows(RECORDS / variant) for variant in summary}
-        write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors}, markdown(summary, commit))
+        chosen = chosen_on_validation(summary.get("paper", []))
+        ablations = None if chosen is None else {
+            "budget": chosen["budget"], "rows": table4_rows(load_runs(), tuple(chosen["budget"]))}
+        write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors, "table4": ablations},
+                     markdown(summary, commit, ablations))
         plot(summary, floors, STEM.with_suffix(".png"))
         return 0
     rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)

@@ -131,25 +131,35 @@ def test_a_bad_schedule_is_one_line_naming_the_flag(text, capsys):
     assert "--schedule" in capsys.readouterr().err
 
 
-def test_every_variant_is_set_beside_no_pretraining_with_a_paired_test(tmp_path, monkeypatch):
+TARGETS = [f"c/{index}/0" for index in range(40)]
+
+
+def write_rec_record(records, folder, budget, seed, hits):
+    """A rec run of 40 test targets whose first ``hits`` are ranked first, the rest below the top 50."""
+    (records / folder).mkdir(exist_ok=True)
+    ranks = {key: (0 if index < hits else None) for index, key in enumerate(TARGETS)}
+    history = [{"mode": "val", "metrics": {"hit@1": 0.0, "hit@10": hits / 100, "hit@50": 0.4}}]
+    result = {"budget": list(budget), "git_commit": f"commit{seed}", "history": history, "ranks": ranks,
+              "model": "C2CRS", "test": {"hit@1": hits / 80, "hit@10": hits / len(TARGETS), "hit@50": 0.5,
+                                         "new_hit@10": 0.1}}
+    (records / folder / f"c{budget[0]}f{budget[1]}-seed{seed}.json").write_text(json.dumps(result))
+
+
+@pytest.fixture
+def rec_records(tmp_path, monkeypatch):
+    """Writes rec records for rec seeds 42 and 43 under a temporary RECORDS: ``(folder, budget, hits)`` each."""
     monkeypatch.setattr(curve, "RECORDS", tmp_path)
-    targets = [f"c/{index}/0" for index in range(40)]
 
-    def record(folder, budget, seed, hits):
-        """A rec run whose first ``hits`` targets are ranked first; the rest below the top 50."""
-        (tmp_path / folder).mkdir(exist_ok=True)
-        ranks = {key: (0 if index < hits else None) for index, key in enumerate(targets)}
-        history = [{"mode": "val", "metrics": {"hit@1": 0.0, "hit@10": hits / 100, "hit@50": 0.4}}]
-        result = {"budget": list(budget), "git_commit": f"commit{seed}", "history": history, "ranks": ranks,
-                  "model": "C2CRS",
-                  "test": {"hit@10": hits / len(targets), "hit@50": 0.5, "new_hit@10": 0.1}}
-        (tmp_path / folder / f"c{budget[0]}f{budget[1]}-seed{seed}.json").write_text(json.dumps(result))
+    def write(*runs):
+        for seed in (42, 43):
+            for folder, budget, hits in runs:
+                write_rec_record(tmp_path, folder, budget, seed, hits)
 
-    for seed in (42, 43):
-        record("paper", (0, 0), seed, 8)
-        record("paper", (2, 0), seed, 9)
-        record("masked", (2, 0), seed, 20)
-        record("masked", (1, 0), seed, 19)
+    return write
+
+
+def test_every_variant_is_set_beside_no_pretraining_with_a_paired_test(rec_records):
+    rec_records(("paper", (0, 0), 8), ("paper", (2, 0), 9), ("masked", (2, 0), 20), ("masked", (1, 0), 19))
     summary = curve.summarise()
     masked = {tuple(row["budget"]): row for row in summary["masked"]}
     assert sorted(masked) == [(0, 0), (1, 0), (2, 0)] and masked[(0, 0)]["tests"] == {}
@@ -161,3 +171,45 @@ def test_every_variant_is_set_beside_no_pretraining_with_a_paired_test(tmp_path,
     text = curve.markdown(summary, "abc")
     assert "| 2.500× (p " in text
     assert "Chosen on validation Recall@10 (among the budgets with 2 rec seeds): (2, 0)" in text
+
+
+def test_the_table4_ablations_keep_their_ablation_in_the_rec_stage(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(name, model, seed, overrides, extra):
+        calls.append((name, overrides, extra))
+        return {"history": [], "test": {"hit@10": 0.1}}
+
+    multitask = curve.Curve("multitask", 42, str(tmp_path), tmp_path / "work", {"coarse": 1, "fine": 0})
+    monkeypatch.setattr(multitask, "_pretrain_stage", lambda stage: pytest.fail("multi-task does not pre-train"))
+    monkeypatch.setattr(multitask.bench, "run", fake_run)
+    monkeypatch.setattr(curve, "RECORDS", tmp_path / "records")
+    multitask.records = tmp_path / "records" / "multitask"
+    multitask.run([42, 43])
+    assert [name for name, _, _ in calls] == ["pretraining-multitask-c0f0-seed42", "pretraining-multitask-c0f0-seed43"]
+    assert "ablation=multitask" in calls[0][1] and "ablation=no_pretrain" not in calls[0][1]
+    no_kg = curve.Curve("no_kg", 42, str(tmp_path), tmp_path / "work", {"coarse": 1, "fine": 0})
+    (tmp_path / "save" / no_kg.folder).mkdir(parents=True)
+    (tmp_path / "save" / no_kg.folder / "coarse.pth").write_text("coarse")
+    monkeypatch.setattr(no_kg.bench, "run", fake_run)
+    no_kg.records = tmp_path / "records" / "no_kg"
+    no_kg.rec(1, 0, 42)
+    assert "ablation=no_kg" in calls[-1][1] and calls[-1][2] == ["--stage", "fine"]
+
+
+def test_table4_sets_each_ablation_beside_full_c2crs_at_the_chosen_budget(rec_records):
+    rec_records(("paper", (0, 0), 8), ("paper", (1, 0), 20), ("multitask", (0, 0), 10), ("no_history", (1, 0), 19))
+    rows = {row["row"]: row for row in curve.table4_rows(curve.load_runs(), (1, 0))}
+    assert list(rows) == list(curve.PAPER_TABLE4)
+    assert rows["C2-CRS"]["mean"]["hit@10"] == pytest.approx(0.5) and "versus_full" not in rows["C2-CRS"]
+    # at a budget without fine epochs, w/o Coarse is no pre-training and w/o Fine is C2-CRS itself
+    assert rows["w/o Coarse"]["mean"] == rows["w/o Coarse-Fine"]["mean"]
+    assert rows["w/o Fine"]["mean"] == rows["C2-CRS"]["mean"] and rows["w/o Fine"]["run_as"].startswith("=")
+    assert rows["w/o Coarse-Fine"]["versus_full"]["ratio"] == pytest.approx(0.4)
+    assert rows["w/o Coarse-Fine"]["versus_full"]["p_value"] < 0.01
+    assert rows["w/o CH"]["versus_full"]["p_value"] > 0.9  # one target apart
+    assert rows["w/o SD"]["seeds"] == 0 and rows["w/o SD"]["mean"] == {}
+    assert "multitask" not in curve.summarise()  # no budgets of its own: a Table 4 row only
+    text = curve.table4(list(rows.values()), (1, 0))
+    assert "| Multi-task | `multitask` | 2 | 0.1250 ± 0.0000 | 0.2500 ± 0.0000 |" in text
+    assert "| w/o SD | `no_kg` | 0 |  |  |  |  | 0.051 | 0.226 | 0.403 |" in text

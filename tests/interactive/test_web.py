@@ -1,12 +1,12 @@
 """The web chat: KBRD and C2-CRS trained on tiny data, restored as ``-rs -i`` restores them and served side by side;
 its HTTP answers, its bad-input handling, its command line, and a scripted conversation in a real headless
 Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by Selenium; skipped where they are missing)."""
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
+from bench import web_screenshot
+from bench.browser import MISSING, chromium_missing, headless_chromium, open_page, send, served
 from crslab_c2crs.interactive import web
 from tests.tiny_runs import saved_chats
 
@@ -21,9 +21,14 @@ def name(model: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_root, tmp_path_factory):
+def chats(tiny_root, tmp_path_factory):
     chats = saved_chats(MODELS, tiny_root, tmp_path_factory.mktemp("web"), "web", TOPK)
-    return web.create_app({name(model): chat for model, chat in chats.items()})
+    return {name(model): chat for model, chat in chats.items()}
+
+
+@pytest.fixture(scope="module")
+def app(chats):
+    return web.create_app(chats)
 
 
 @pytest.fixture
@@ -120,33 +125,15 @@ def test_a_model_never_saved_is_one_error_line(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                    reason="no Chromium here: install Debian's chromium and chromium-driver (.ci/run does)")
+@pytest.mark.skipif(chromium_missing() is not None, reason=MISSING)
 def test_a_scripted_conversation_in_a_real_browser(app):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-    from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    try:
-        driver.get(f"http://127.0.0.1:{server.server_port}/")
-        wait = WebDriverWait(driver, 60)
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".column")) == len(MODELS))
-        driver.find_element(By.ID, "reset").click()
+    with served(app) as url, headless_chromium() as driver:
+        open_page(driver, url, len(MODELS))
         script = ["I like the shinning ( 1991 ) and Forrest Gump", INJECTION, "any funny movie ?"]
         for count, message in enumerate(script, start=1):
-            driver.find_element(By.ID, "message").send_keys(message)
-            driver.find_element(By.ID, "send").click()
-            wait.until(lambda d: all(len(column.find_elements(By.CSS_SELECTOR, ".turn")) == count
-                                     for column in d.find_elements(By.CSS_SELECTOR, ".column")))
+            send(driver, message, count)
         for column in driver.find_elements(By.CSS_SELECTOR, ".column"):
             turns = column.find_elements(By.CSS_SELECTOR, ".turn")
             assert "Linked: The Shining (1991), Forrest Gump (1993)" in turns[0].text
@@ -156,12 +143,24 @@ def test_a_scripted_conversation_in_a_real_browser(app):
         # the injected markup was shown, never run
         assert driver.execute_script("return window.pwned") is None
         assert not driver.find_elements(By.CSS_SELECTOR, ".column img, .column script")
-    finally:
-        driver.quit()
-        server.shutdown()
 
 
 def test_the_page_writes_text_only():
     """Every string from a user or a model reaches the page through textContent, never as markup."""
     page = web.PAGE.read_text(encoding="utf-8")
     assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_missing() is not None, reason=MISSING)
+def test_the_screenshot_holds_the_whole_conversation(chats, tmp_path):
+    from PIL import Image
+
+    lines = web_screenshot.first_talk(["I like Forrest Gump", "any comedy ?", "[RESET]", "hi"], turns=5)
+    assert lines == ["I like Forrest Gump", "any comedy ?"]
+    for chat in chats.values():
+        chat.session.reset()
+    out = tmp_path / "img" / "shot.png"
+    web_screenshot.screenshot(chats, lines, out)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width == web_screenshot.WIDTH and image.height >= 600
