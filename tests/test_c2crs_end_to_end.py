@@ -150,6 +150,21 @@ def test_the_best_conv_epoch_is_kept_without_copying_the_frozen_encoders(tiny_ro
     assert any("decoder" in key for key in conv_keys)
 
 
+def test_a_best_epoch_copy_that_does_not_fit_is_an_error_not_a_no_op():
+    from types import SimpleNamespace
+
+    import torch
+
+    from crslab_c2crs.system.c2crs import C2CRSSystem
+
+    system = SimpleNamespace(model=torch.nn.Linear(2, 2))
+    for state, message in (({}, "empty"), ({"other.weight": torch.zeros(2, 2)}, "other.weight")):
+        with pytest.raises(RuntimeError, match=f"does not fit the model: .*{message}"):
+            C2CRSSystem._restore(system, state)
+    C2CRSSystem._restore(system, {"bias": torch.ones(2)})
+    assert system.model.bias.tolist() == [1.0, 1.0]
+
+
 def test_the_history_fallback_runs_from_a_pretraining_checkpoint_without_it(tiny_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _ = run_c2crs(tiny_root, tmp_path, "fallback", ["end_stage=fine"])

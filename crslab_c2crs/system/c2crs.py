@@ -244,9 +244,11 @@ class C2CRSSystem(BaseSystem):
 
     def _restore(self, state: Dict[str, torch.Tensor]) -> None:
         """Load a :meth:`_changing_state` copy back; a name the model does not have is an error, not a no-op."""
+        if not state:  # checked first: an empty copy would load as a no-op
+            raise RuntimeError("the best epoch's state does not fit the model: empty")
         unexpected = self.model.load_state_dict(state, strict=False).unexpected_keys
-        if unexpected or not state:
-            raise RuntimeError(f"the best epoch's state does not fit the model: {unexpected[:3] or 'empty'}")
+        if unexpected:
+            raise RuntimeError(f"the best epoch's state does not fit the model: {unexpected[:3]}")
 
     def run_stage(self, stage: str) -> None:
         # Seeding per stage makes a run resumed at this stage equal to the uninterrupted run.
