@@ -15,6 +15,7 @@ the whole page (not only the window) is written to ``--out``.
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -43,10 +44,12 @@ def screenshot(chats: Dict[str, Chat], lines: Sequence[str], out: Path) -> None:
         open_page(driver, url, len(chats))
         for count, line in enumerate(lines, start=1):
             send(driver, line, count)
-        # the window grows to the page's height so the PNG holds the whole conversation
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(WIDTH, height)
-        driver.save_screenshot(str(out))
+        # the whole page, beyond the window (Chromium's DevTools protocol: a window screenshot stops at its edge)
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        out.write_bytes(base64.b64decode(shot["data"]))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

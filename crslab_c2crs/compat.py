@@ -267,10 +267,17 @@ def patch_batching() -> None:
     loader_cls.get_data = get_data
 
 
+# Model attributes that decoding reads but a state dict does not hold: KBRD decodes up to the longest training
+# response it has seen (``longest_label``, 1 until trained), so a restored KBRD without it answers in one token.
+SAVED_ATTRIBUTES = ("longest_label",)
+ATTRIBUTES_KEY = "model_attributes"
+
+
 def patch_saved_systems() -> None:
     """``-ss`` writes ``<save>/<model>.pth`` in place, shared by every run of a model (a crash leaves half a file),
     and ``-rs`` fails on a missing, damaged or mismatched file with a traceback: save atomically to the run's
-    ``checkpoint_dir`` and restore with one-line errors (:mod:`crslab_c2crs.checkpoints`)."""
+    ``checkpoint_dir`` and restore with one-line errors (:mod:`crslab_c2crs.checkpoints`), with the model's
+    :data:`SAVED_ATTRIBUTES`."""
     from loguru import logger
 
     from crslab_c2crs.checkpoints import check_stored, load_into, load_state, save_state, with_model_config
@@ -283,6 +290,8 @@ def patch_saved_systems() -> None:
     def save_model(self) -> None:
         path = saved_system_file(self.opt)
         state = {key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}
+        model = getattr(getattr(self, "model", None), "module", getattr(self, "model", None))
+        state[ATTRIBUTES_KEY] = {name: getattr(model, name) for name in SAVED_ATTRIBUTES if hasattr(model, name)}
         distributed.main_writes(lambda: save_state(with_model_config(state, getattr(self, "model", None)), path))
         logger.info(f"[Saved the system to {path}]")
 
@@ -294,6 +303,9 @@ def patch_saved_systems() -> None:
         for name, key in parts:
             if hasattr(self, name):
                 load_into(getattr(self, name), state, key, path, remedy)
+        model = getattr(getattr(self, "model", None), "module", getattr(self, "model", None))
+        for name, value in state.get(ATTRIBUTES_KEY, {}).items():
+            setattr(model, name, value)
         logger.info(f"[Restored the system from {path}]")
 
     base.save_model = save_model

@@ -92,3 +92,28 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
     code = main(["-c", str(ROOT / "config/kbrd/redial.yaml"), "--data-root", str(tmp_path), "--set", "rec.epochs=1"])
     assert code == 2
     assert "unknown key rec.'epochs'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kbrd_keeps_the_recommender_its_rec_test_scored(tiny_root, tmp_path, monkeypatch):
+    """CRSLab's conv stage trains all of KBRD, its KG encoder too: -ss keeps the recommender as the rec test scored
+    it, and a restored system ranks with it (a test pass of the restored system repeats the rec test exactly)."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["-c", str(ROOT / "config/kbrd/redial.yaml"), "-g", "-1", "--data-root", str(tiny_root), "--seed", "1"]
+    for override in SHORT["KBRD"] + ["num_threads=1", "checkpoint_dir=kbrd_keep", "conv.epoch=2"]:
+        argv += ["--set", override]
+    assert main(argv + ["-ss", "--results", str(tmp_path / "trained.json")]) == 0
+    folder = tiny_root / "save" / "kbrd_keep"
+    after_conv = torch.load(folder / "KBRD.pth", weights_only=False)["model_state_dict"]
+    kept = torch.load(folder / "KBRD-rec.pth", weights_only=False)["model_state_dict"]
+    assert any(not torch.equal(after_conv[key], kept[key]) for key in kept if key.startswith("kg_encoder"))
+    assert main(argv + ["-rs", "--set", "rec.epoch=0", "--set", "conv.epoch=0",
+                        "--results", str(tmp_path / "restored.json")]) == 0
+    trained, restored = (json.loads((tmp_path / name).read_text())["test"] for name in ("trained.json",
+                                                                                         "restored.json"))
+    assert all(restored[key] == trained[key] for key in ("hit@1", "hit@10", "hit@50", "mrr@10"))
+    # the length KBRD decodes to is saved with it (a restored KBRD without it answered in one token)
+    saved = torch.load(folder / "KBRD.pth", weights_only=False)["model_attributes"]
+    assert saved["longest_label"] > 1

@@ -6,7 +6,7 @@ generated token ids.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -78,7 +78,35 @@ class _CRSLabAdapter(Adapter):
                                                       size).to(self.device)
 
 
+class GraphOnce(torch.nn.Module):
+    """A graph encoder of a CRSLab model whose input is always its whole graph: in the chat the weights are fixed, so
+    its output is computed on the first call and reused (KGSF encodes two graphs in ``recommend`` and again in
+    ``converse``, four passes per turn)."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.output: Any = None
+
+    def forward(self, *args: Any) -> Any:
+        if self.output is None:
+            self.output = self.encoder(*args)
+        return self.output
+
+
+def encode_graphs_once(model: torch.nn.Module, names: Tuple[str, ...]) -> None:
+    """Wrap ``model``'s graph encoders ``names`` in :class:`GraphOnce` (once)."""
+    for name in names:
+        encoder = getattr(model, name)
+        if not isinstance(encoder, GraphOnce):
+            setattr(model, name, GraphOnce(encoder))
+
+
 class KGSFAdapter(_CRSLabAdapter):
+    def __init__(self, system):
+        super().__init__(system)
+        encode_graphs_once(self.model, ("entity_encoder", "word_encoder"))
+
     def _rec_scores(self, batch) -> torch.Tensor:
         return self.model.recommend(batch, "test")[2][:, self.item_ids]
 
@@ -87,8 +115,17 @@ class KGSFAdapter(_CRSLabAdapter):
 
 
 class KBRDAdapter(_CRSLabAdapter):
+    """KBRD ranks with the recommender its rec test scored (:meth:`KBRDSystem.recommender`), replies with the model
+    after its conv stage."""
+
+    def __init__(self, system):
+        super().__init__(system)
+        self.recommender = system.recommender()
+        for model in {id(m): m for m in (self.model, self.recommender)}.values():
+            encode_graphs_once(model, ("kg_encoder",))
+
     def _rec_scores(self, batch) -> torch.Tensor:
-        return self.model.recommend(batch, "test")[1][:, self.item_ids]
+        return self.recommender.recommend(batch, "test")[1][:, self.item_ids]
 
     def _generate(self, batch) -> torch.Tensor:
         return self.model.converse(batch, "test")

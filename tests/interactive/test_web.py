@@ -156,11 +156,12 @@ def test_the_page_writes_text_only():
 def test_the_screenshot_holds_the_whole_conversation(chats, tmp_path):
     from PIL import Image
 
-    lines = web_screenshot.first_talk(["I like Forrest Gump", "any comedy ?", "[RESET]", "hi"], turns=5)
-    assert lines == ["I like Forrest Gump", "any comedy ?"]
+    talk = ["I like Forrest Gump", "any comedy ?", "and Big ?", "thanks , one more ?"]
+    lines = web_screenshot.first_talk(talk + ["[RESET]", "hi"], turns=5)
+    assert lines == talk
     for chat in chats.values():
         chat.session.reset()
     out = tmp_path / "img" / "shot.png"
     web_screenshot.screenshot(chats, lines, out)
-    with Image.open(out) as image:
-        assert image.format == "PNG" and image.width == web_screenshot.WIDTH and image.height >= 600
+    with Image.open(out) as image:  # the whole page: four turns of three models are taller than the 900-pixel window
+        assert image.format == "PNG" and image.width == web_screenshot.WIDTH and image.height > 900
