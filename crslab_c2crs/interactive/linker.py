@@ -75,6 +75,7 @@ class MovieLinker:
                  min_fuzzy_chars: int = 6, everyday_word: Callable[[str], bool] = is_everyday_word):
         self.movies = list(movies)
         self.everyday_word = everyday_word
+        everyday_word("the")  # loads wordfreq's tables now (about a second), not on the first message that needs them
         self.by_id: Dict[int, Movie] = {movie.movie_id: movie for movie in self.movies}
         self.threshold = threshold
         self.max_window = max_window
