@@ -208,6 +208,7 @@ def table4_rows(runs: Runs, budget: Tuple[int, int]) -> List[Dict[str, Any]]:
                ("w/o SD", runs.get("no_kg", {}).get(budget, []), "`no_kg`"),
                ("w/o UD", runs.get("no_review", {}).get(budget, []), "`no_review`")]
     full = sources[0][1]
+    full_mean = mean_std([result["test"]["hit@10"] for result in full])[0] if full else None
     rows = []
     for label, results, note in sources:
         row: Dict[str, Any] = {"row": label, "run_as": note, "seeds": len(results), "mean": {}, "std": {},
@@ -217,7 +218,7 @@ def table4_rows(runs: Runs, budget: Tuple[int, int]) -> List[Dict[str, Any]]:
                 row["mean"][key], row["std"][key] = mean_std([result["test"][key] for result in results])
         if results and full and results is not full and all("ranks" in r for r in results + full):
             test = compare([r["ranks"] for r in results], [r["ranks"] for r in full], 10)
-            row["versus_full"] = {"ratio": row["mean"]["hit@10"] / mean_std([r["test"]["hit@10"] for r in full])[0],
+            row["versus_full"] = {"ratio": row["mean"]["hit@10"] / full_mean,
                                   "p_value": test.p_value, "n": test.n}
         rows.append(row)
     return rows

@@ -290,7 +290,7 @@ def patch_saved_systems() -> None:
     def save_model(self) -> None:
         path = saved_system_file(self.opt)
         state = {key: getattr(self, name).state_dict() for name, key in parts if hasattr(self, name)}
-        model = getattr(getattr(self, "model", None), "module", getattr(self, "model", None))
+        model = distributed.bare(getattr(self, "model", None))
         state[ATTRIBUTES_KEY] = {name: getattr(model, name) for name in SAVED_ATTRIBUTES if hasattr(model, name)}
         distributed.main_writes(lambda: save_state(with_model_config(state, getattr(self, "model", None)), path))
         logger.info(f"[Saved the system to {path}]")
@@ -303,7 +303,7 @@ def patch_saved_systems() -> None:
         for name, key in parts:
             if hasattr(self, name):
                 load_into(getattr(self, name), state, key, path, remedy)
-        model = getattr(getattr(self, "model", None), "module", getattr(self, "model", None))
+        model = distributed.bare(getattr(self, "model", None))
         for name, value in state.get(ATTRIBUTES_KEY, {}).items():
             setattr(model, name, value)
         logger.info(f"[Restored the system from {path}]")

@@ -369,6 +369,11 @@ class DistributedModel(DistributedDataParallel):
         return self.__dict__["saved_as"].load_state_dict(*args, **kwargs)
 
 
+def bare(model: Optional[nn.Module]) -> Optional[nn.Module]:
+    """The model inside CRSLab's ``DataParallel`` or a DDP wrapper (:func:`wrap`); any other model as it is."""
+    return model.module if isinstance(model, (nn.DataParallel, DistributedDataParallel)) else model
+
+
 def wrap(model: nn.Module) -> DistributedModel:
     """``model`` wrapped for this rank's process group, its parameters broadcast from rank 0; a model wrapped
     before (the previous stage, which trained another set of parameters) is unwrapped first. CRSLab's

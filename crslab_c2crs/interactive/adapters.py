@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
+from crslab_c2crs import distributed
 from crslab_c2crs.data.dataset import c2crs_fields, response_word_counts, response_word_repeats
 from crslab_c2crs.data.options import SampleOptions
 from crslab_c2crs.interactive.session import ChatSession
@@ -29,7 +30,7 @@ class Adapter:
 
     def __init__(self, system):
         self.system = system
-        self.model = system.model.module if isinstance(system.model, torch.nn.DataParallel) else system.model
+        self.model = distributed.bare(system.model)
         self.loader = system.test_dataloader
         self.device = system.device
         self.item_ids: List[int] = list(system.side_data["item_entity_ids"])

@@ -140,9 +140,6 @@ class KBRDSystem(_ItemScoreEvaluation, _stock_kbrd):
 
     rec_snapshot: Optional[torch.nn.Module] = None
 
-    def _bare_model(self) -> torch.nn.Module:
-        return getattr(self.model, "module", self.model)  # under DDP, the wrapped model
-
     def _copy_of_model(self) -> torch.nn.Module:
         """A fresh KBRD model holding the current weights, in eval mode and without gradients (built by CRSLab's
         ``get_model``: the fast R-GCN's sparse buffers cannot be deep-copied; under a forked RNG, so the copy leaves
@@ -151,22 +148,22 @@ class KBRDSystem(_ItemScoreEvaluation, _stock_kbrd):
 
         with torch.random.fork_rng(devices=[]):
             copy_ = get_model(self.opt, self.opt["model"], self.device, self.vocab, self.side_data).to(self.device)
-        copy_.load_state_dict(self._bare_model().state_dict())
+        copy_.load_state_dict(distributed.bare(self.model).state_dict())
         return copy_.eval().requires_grad_(False)
 
     def recommender(self) -> torch.nn.Module:
         """The model that ranks items: the recommender as CRSLab's rec test scored it, when kept."""
-        return self.rec_snapshot if self.rec_snapshot is not None else self._bare_model()
+        return self.rec_snapshot if self.rec_snapshot is not None else distributed.bare(self.model)
 
     def train_recommender(self) -> None:
         after_conv = None
         if self.rec_snapshot is not None:  # restored (-rs): each stage goes on from its own saved state
-            after_conv = {key: value.clone() for key, value in self._bare_model().state_dict().items()}
-            self._bare_model().load_state_dict(self.rec_snapshot.state_dict())
+            after_conv = {key: value.clone() for key, value in distributed.bare(self.model).state_dict().items()}
+            distributed.bare(self.model).load_state_dict(self.rec_snapshot.state_dict())
         super().train_recommender()
         self.rec_snapshot = self._copy_of_model()
         if after_conv is not None:
-            self._bare_model().load_state_dict(after_conv)
+            distributed.bare(self.model).load_state_dict(after_conv)
 
     def _rec_file(self) -> Path:
         path = saved_system_file(self.opt)
@@ -187,7 +184,7 @@ class KBRDSystem(_ItemScoreEvaluation, _stock_kbrd):
             return
         remedy = "train and save the system again with -ss, or delete it to rank with the model after conv"
         state = load_state(path, self.device, remedy)
-        check_stored(state, path, "rec", self._bare_model(), remedy)
+        check_stored(state, path, "rec", distributed.bare(self.model), remedy)
         self.rec_snapshot = self._copy_of_model()
         load_into(self.rec_snapshot, state, "model_state_dict", path, remedy)
 
