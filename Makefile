@@ -7,16 +7,15 @@ DATA_ROOT ?= data
 CONFIG ?= config/c2crs/redial.yaml
 STAMP := $(VENV)/.installed
 
-# The quick start: C2-CRS through every stage on a budget that learns (about 30 minutes on 2 cores, README):
-# 40 + 40 pre-training batches (the BatchNorm heads leave the chance plateau within ~15), 4 rec epochs, four conv
+# The quick start: C2-CRS through its stages on a budget that learns (about 30 minutes on 2 cores, README): the
+# config's pre-training (one coarse epoch, chosen on validation; docs/results.md), 4 rec epochs, four conv
 # epochs with the review encoder frozen as well (chosen on validation: the decoder leaves its generic plateau one
 # to three epochs in, depending on the seed; the frozen review encoder pays for the fourth epoch), each scored on
 # its validation batches by greedy decoding; shortened validation for the pre-training and conv stages; the whole
 # test set for recommendation, the benchmark's first 20 test batches (2,560 responses) for the decoder, decoded as
 # the chat decodes (block_ngram=3).
 QUICK_DIR := C2CRS_quickstart
-QUICK := --set coarse.epoch=1 --set coarse.max_batches=40 --set coarse.valid_max_batches=5 \
-	--set fine.epoch=1 --set fine.max_batches=40 --set fine.valid_max_batches=5 \
+QUICK := --set coarse.valid_max_batches=5 \
 	--set rec.epoch=4 --set conv.epoch=4 --set conv.batch_size=128 --set 'conv_freeze=[kg,history,review]' \
 	--set conv.valid_max_batches=10 \
 	--set conv.decode_valid=true --set conv.test_max_batches=20 --set block_ngram=3 \

@@ -62,6 +62,8 @@ def budgets(coarse: int, fine: int) -> List[Tuple[int, int]]:
 
 BUDGETS = budgets(SCHEDULE["coarse"], SCHEDULE["fine"])
 VARIANTS = {"paper": [], "masked": ["pretrain_mask_mentions=true"], "dropout": ["pretrain_entity_dropout=0.3"]}
+OBJECTIVES = tuple(VARIANTS)                   # the pre-training settings compared on validation (the rest: Table 4)
+MIN_SEEDS = 3                                  # rec seeds a setting needs before it can be chosen
 # The paper's Table 4 rows that need runs of their own, as variants: their ``ablation`` stays on in the rec stage
 # (the encoders it removes are not built). Multi-task has no pre-training: its one budget is (0, 0).
 ABLATIONS = ("multitask", "no_history", "no_kg", "no_review")
@@ -145,7 +147,8 @@ class Curve:
             overrides += [f"checkpoint_dir={self._budget_folder(coarse, 0)}", "fine.epoch=0"]
             extra = ["--stage", "fine"]
         else:
-            overrides += [f"checkpoint_dir={self._budget_folder(coarse, fine)}"]
+            # fine epochs set, so that the rec stage restores the fine checkpoint
+            overrides += [f"checkpoint_dir={self._budget_folder(coarse, fine)}", f"fine.epoch={fine}"]
             extra = ["--stage", "rec"]
         result = self.bench.run(f"pretraining-{self.variant}-c{coarse}f{fine}-seed{rec_seed}", "C2CRS", rec_seed,
                                 overrides, extra)
@@ -281,6 +284,46 @@ def chosen_on_validation(rows: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]
     return max((row for row in rows if row["seeds"] == most), key=lambda row: row["mean"]["valid_hit@10"])
 
 
+def chosen_setting(summary: Dict[str, List[Dict[str, Any]]], runs: Runs) -> Optional[Dict[str, Any]]:
+    """The pre-training setting the evidence favours: each objective of :data:`OBJECTIVES` at the budget its own
+    curve chooses on validation (:func:`chosen_on_validation`), among those with at least :data:`MIN_SEEDS` rec
+    seeds there, the one with the best mean validation Recall@10. Returned with every candidate and, when it is not
+    the paper's objective, a paired permutation test of its test Recall@10 against the paper's at the paper's
+    chosen budget; None before any objective has enough seeds."""
+    candidates = []
+    for variant in OBJECTIVES:
+        row = chosen_on_validation(summary.get(variant, []))
+        if row and row["seeds"] >= MIN_SEEDS:
+            candidates.append({"variant": variant, "budget": row["budget"], "seeds": row["seeds"],
+                               "valid_hit@10": row["mean"]["valid_hit@10"], "test_hit@10": row["mean"]["hit@10"]})
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda candidate: candidate["valid_hit@10"])
+    chosen: Dict[str, Any] = {**best, "candidates": candidates}
+    paper = next((candidate for candidate in candidates if candidate["variant"] == "paper"), None)
+    if paper and best is not paper:
+        ranks = [[result["ranks"] for result in runs[c["variant"]][tuple(c["budget"])]] for c in (best, paper)]
+        test = compare(ranks[0], ranks[1], 10)
+        chosen["versus_paper"] = {"ratio": best["test_hit@10"] / paper["test_hit@10"], "p_value": test.p_value,
+                                  "n": test.n}
+    return chosen
+
+
+def chosen_markdown(chosen: Optional[Dict[str, Any]]) -> str:
+    """:func:`chosen_setting` in a few lines."""
+    if chosen is None:
+        return f"No pre-training setting has {MIN_SEEDS} rec seeds at its chosen budget yet."
+    lines = [f"Each objective at the budget its curve chooses on validation ({MIN_SEEDS}+ rec seeds there):", "",
+             "| objective | budget (coarse, fine) | seeds | valid R@10 | test R@10 |", "|---|---|---|---|---|"]
+    lines += [f"| {c['variant']} | ({c['budget'][0]}, {c['budget'][1]}) | {c['seeds']} | {c['valid_hit@10']:.4f} | "
+              f"{c['test_hit@10']:.4f} |" for c in chosen["candidates"]]
+    versus = chosen.get("versus_paper")
+    lines += ["", f"Chosen: **{chosen['variant']}** at ({chosen['budget'][0]}, {chosen['budget'][1]})"
+              + (f"; test Recall@10 {versus['ratio']:.3f}× the paper's objective's (p {versus['p_value']:.2g})"
+                 if versus else "") + "."]
+    return "\n".join(lines)
+
+
 def floor_rows(folder: Path) -> List[Dict[str, Any]]:
     """Per pre-training stage and epoch of a variant's records (``pretrain-seed<k>-<stage>[-from<e>].json``, a
     resumed stage in several): every validation InfoNCE term beside the id floor's and chance's on the same batches,
@@ -338,13 +381,14 @@ def _versus_baseline(row: Dict[str, Any], baseline: Optional[Dict[str, Any]]) ->
 
 
 def markdown(summary: Dict[str, List[Dict[str, Any]]], commit: str,
-             ablations: Optional[Dict[str, Any]] = None) -> str:
+             ablations: Optional[Dict[str, Any]] = None, chosen: Optional[Dict[str, Any]] = None) -> str:
     lines = ["# C2-CRS: the recommender against the pre-training budget", "",
              f"Report at `{commit}` from `bench/results/redial-pretraining/` (each record names its commit). Rec "
              "stage as `bench.recommendation` runs it (CRSLab protocol: Recommender turns are the targets; Recall@k "
              "as CRSLab computes it); mean ± std over rec seeds; budget (0, 0) is the `no_pretrain` ablation (the "
              "`paper` folder's runs, the same for every variant). Last column: test Recall@10 over (0, 0)'s, with a "
-             "two-sided paired permutation test over the test targets (seed-averaged hits).", ""]
+             "two-sided paired permutation test over the test targets (seed-averaged hits).", "",
+             "## The pre-training setting chosen on validation", "", chosen_markdown(chosen), ""]
     if ablations:
         lines += ["## The paper's Table 4 at the budget chosen on validation", "",
                   table4(ablations["rows"], ablations["budget"]), ""]
@@ -444,11 +488,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         commit = git_commit()
         floors = {variant: floor_rows(RECORDS / variant) for variant in summary}
         chosen = chosen_on_validation(summary.get("paper", []))
+        runs = load_runs()
         ablations = None if chosen is None else {
-            "budget": chosen["budget"], "rows": table4_rows(load_runs(), tuple(chosen["budget"]))}
-        write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors, "table4": ablations},
-                     markdown(summary, commit, ablations))
-        plot(summary, floors, STEM.with_suffix(".png"))
+            "budget": chosen["budget"], "rows": table4_rows(runs, tuple(chosen["budget"]))}
+        setting = chosen_setting(summary, runs)
+        write_report(STEM, {"git_commit": commit, "variants": summary, "floors": floors, "table4": ablations,
+                            "chosen": setting}, markdown(summary, commit, ablations, setting))
+        objectives = {variant: rows for variant, rows in summary.items() if variant in OBJECTIVES}
+        plot(objectives, {variant: floors[variant] for variant in objectives}, STEM.with_suffix(".png"))
         return 0
     rec_seeds = parse_seeds(parser, "--rec-seeds", args.rec_seeds)
     schedule = parse_schedule(parser, args.schedule)

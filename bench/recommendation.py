@@ -17,11 +17,11 @@ The budget is the rec stage of the ``cpu-long`` profile for every model: at most
 stopping on validation (impatience 2; C2-CRS and KGSF on Recall@1 + Recall@50, KBRD on its validation loss as
 CRSLab's KBRD system computes it, hence ``stop_mode: min``), no conversation stage (``conv.epoch=0``, one capped
 conv test batch for CRSLab's systems, ``end_stage=rec`` for C2-CRS). Pre-training is done once per pre-training
-seed in a run of its own, and every rec seed restores it (C2-CRS: ``fine.pth`` of the quick start's pre-training
-budget; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch order, dropout and the
-freshly initialised rec parameters. ``--variant`` runs C2-CRS under a setting compared on validation
-(:data:`VARIANTS`); one that changes the pre-training too (``fast``: the speed options) is pre-trained per seed in a
-run and folder of its own. Checkpoints go to ``<data root>/save/rec-bench/``.
+seed in a run of its own, and every rec seed restores it (C2-CRS: ``fine.pth`` after 40 coarse and 40 fine
+batches, :data:`PRETRAIN_FLAGS`; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch
+order, dropout and the freshly initialised rec parameters. ``--variant`` runs C2-CRS under a setting compared on
+validation (:data:`VARIANTS`); one that changes the pre-training too (``fast``: the speed options) is pre-trained per
+seed in a run and folder of its own. Checkpoints go to ``<data root>/save/rec-bench/``.
 
 The report (``bench/results/redial-rec.{md,json,png}``) gives per protocol and model the mean and sample standard
 deviation over seeds of Recall@1/10/50, MRR@10, NDCG@10 and new-item Recall@10, the validation Recall@10 of the
@@ -49,7 +49,6 @@ from bench.redial import (
     crslab_argv,
     git_commit,
     mean_std,
-    quick_start_overrides,
     require_built_data,
     run_child,
     write_report,
@@ -73,9 +72,13 @@ REC_FLAGS = {
     # CRSLab's KBRD system early-stops on its validation rec loss: lower is better
     "KBRD": [*REC_BUDGET, "rec.early_stop=true", "rec.stop_mode=min", "rec.impatience=2", *NO_CONV],
 }
-# The quick start's pre-training budget (Makefile QUICK) for C2-CRS; KGSF's own (config: 3 epochs of 128).
+# C2-CRS's pre-training epochs, in its rec runs too: they restore the last stage these train (fine.pth)
+C2CRS_PRETRAIN_EPOCHS = ["coarse.epoch=1", "fine.epoch=1"]
+# C2-CRS's pre-training: 40 coarse then 40 fine batches (about 0.6 + 0.6 epochs), the quick start's budget when
+# the committed records were run; KGSF's own (config: 3 epochs of 128).
 PRETRAIN_FLAGS = {
-    "C2CRS": [flag for flag in quick_start_overrides() if flag.startswith(("coarse.", "fine."))] + ["end_stage=fine"],
+    "C2CRS": [*C2CRS_PRETRAIN_EPOCHS, "coarse.max_batches=40", "coarse.valid_max_batches=5", "fine.max_batches=40",
+              "fine.valid_max_batches=5", "end_stage=fine"],
     "KGSF": ["pretrain_cache=true", "rec.epoch=0", *NO_CONV],
 }
 # C2-CRS's speed options (docs/benchmark.md, speed options): bfloat16 encoder layers, cheaper dropout masks, fused Adam.
@@ -206,6 +209,8 @@ class Bench:
         overrides = REC_FLAGS.get(model, []) + (VARIANTS[variant] if variant else [])
         if model in PRETRAIN_FLAGS:
             overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant)}"]
+        if model == "C2CRS":
+            overrides = overrides + C2CRS_PRETRAIN_EPOCHS
         # C2-CRS restores fine.pth and starts at its rec stage; KGSF restores pretrain.pth in its pretrain stage
         extra = ["--stage", "rec"] if model == "C2CRS" else []
         result = self.run(f"{name}-seed{seed}", model, seed, overrides, extra)

@@ -211,8 +211,10 @@ def test_the_quick_start_overrides_come_from_the_makefile():
     from bench.redial import quick_start_overrides
 
     flags = quick_start_overrides()
-    assert {"coarse.max_batches=40", "fine.max_batches=40", "checkpoint_dir=C2CRS_quickstart",
+    assert {"coarse.valid_max_batches=5", "rec.epoch=4", "checkpoint_dir=C2CRS_quickstart",
             "conv_freeze=[kg,history,review]"} <= set(flags)
+    # the pre-training budget is the config's, the one chosen on validation
+    assert not [flag for flag in flags if flag.startswith(("coarse.epoch", "fine.epoch", "coarse.max_batches"))]
     assert not [flag for flag in flags if "$(" in flag or flag.startswith("-") or "=" not in flag]
 
 

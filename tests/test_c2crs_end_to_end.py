@@ -241,6 +241,21 @@ def test_end_stage_stops_after_pretraining_then_after_rec(tiny_root, tmp_path, m
     assert sorted(path.name for path in folder.glob("*.pth")) == ["coarse.pth", "fine.pth", "rec.pth"]
 
 
+def test_without_fine_epochs_rec_starts_from_the_coarse_checkpoint(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tiny_root / "save" / "coarse_only"
+    code, result = run_c2crs(tiny_root, tmp_path, "coarse_only", ["fine.epoch=0", "end_stage=rec"])
+    assert code == 0 and "hit@10" in reports_in_test(result)[0]
+    assert sorted(path.name for path in folder.glob("*.pth")) == ["coarse.pth", "rec.pth"]
+    assert "[Restored" not in "".join(capsys.readouterr())
+    code, _ = run_c2crs(tiny_root, tmp_path, "coarse_only", ["fine.epoch=0", "start_stage=rec", "end_stage=rec"])
+    assert code == 0 and f"Restored the coarse checkpoint from {folder / 'coarse.pth'}" in "".join(capsys.readouterr())
+    # no pre-training stage runs: the rec stage starts from fresh encoders, restoring nothing
+    code, _ = run_c2crs(tiny_root, tmp_path, "nothing_before", ["ablation=no_pretrain", "start_stage=rec",
+                                                                "end_stage=rec"])
+    assert code == 0 and "[Restored" not in "".join(capsys.readouterr())
+
+
 def test_pretraining_validation_reports_each_term_beside_its_id_floor_and_chance(tiny_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, result = run_c2crs(tiny_root, tmp_path, "floors", ["end_stage=fine"])

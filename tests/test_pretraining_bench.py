@@ -213,3 +213,21 @@ def test_table4_sets_each_ablation_beside_full_c2crs_at_the_chosen_budget(rec_re
     text = curve.table4(list(rows.values()), (1, 0))
     assert "| Multi-task | `multitask` | 2 | 0.1250 ± 0.0000 | 0.2500 ± 0.0000 |" in text
     assert "| w/o SD | `no_kg` | 0 |  |  |  |  | 0.051 | 0.226 | 0.403 |" in text
+
+
+def test_the_setting_chosen_is_the_objective_best_on_validation_at_its_own_budget(rec_records, monkeypatch):
+    # valid Recall@10 is hits / 100: masked at (1, 0) (19) beats the paper's best budget (2, 0) (12); the
+    # ablations are Table 4 rows, never candidates, whatever their validation
+    rec_records(("paper", (0, 0), 8), ("paper", (1, 0), 11), ("paper", (2, 0), 12), ("masked", (1, 0), 19),
+                ("masked", (2, 0), 15), ("no_kg", (1, 0), 30))
+    summary = curve.summarise()
+    assert curve.chosen_setting(summary, curve.load_runs()) is None  # two rec seeds are not enough
+    assert "No pre-training setting has 3 rec seeds" in curve.chosen_markdown(None)
+    monkeypatch.setattr(curve, "MIN_SEEDS", 2)
+    chosen = curve.chosen_setting(summary, curve.load_runs())
+    assert (chosen["variant"], chosen["budget"]) == ("masked", [1, 0])
+    assert [(c["variant"], c["budget"]) for c in chosen["candidates"]] == [("paper", [2, 0]), ("masked", [1, 0])]
+    assert chosen["versus_paper"]["ratio"] == pytest.approx(19 / 12) and chosen["versus_paper"]["p_value"] < 0.05
+    text = curve.chosen_markdown(chosen)
+    assert "| masked | (1, 0) | 2 | 0.1900 | 0.4750 |" in text
+    assert "Chosen: **masked** at (1, 0); test Recall@10 1.583× the paper's objective's (p " in text

@@ -113,7 +113,8 @@ def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own
     bench = rec.Bench("recommender", str(tmp_path / "data"), tmp_path)
     bench.rec("C2CRS", 42, 42, "fast")
     bench.rec("C2CRS", 42, 42, "no_bias")
-    (pretrain, pretrain_flags, _), (fast, fast_flags, _), (plain_pretrain, plain_flags, _), (no_bias, _, _) = calls
+    (pretrain, pretrain_flags, _), (fast, fast_flags, fast_extra), (plain_pretrain, plain_flags, _), (no_bias, _, _) \
+        = calls
     assert pretrain == "C2CRS-fast-pretrain-seed42" and plain_pretrain == "C2CRS-pretrain-seed42"
     assert set(rec.FAST_TRAINING) <= set(pretrain_flags) and "checkpoint_dir=rec-bench/C2CRS-fast-pretrain-seed42" \
         in pretrain_flags
@@ -122,3 +123,6 @@ def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own
     assert not set(rec.FAST_TRAINING) & set(plain_flags)
     assert (tmp_path / "pretrain" / "C2CRS-fast-seed42.json").is_file()
     assert (tmp_path / "recommender" / "C2CRS-fast-seed42.json").is_file() and no_bias == "C2CRS-no_bias-seed42"
+    # the rec runs keep the pre-training's epochs: they restore its last stage (fine.pth), whatever the config's
+    assert {"coarse.epoch=1", "fine.epoch=1", "end_stage=rec"} <= set(fast_flags) and fast_extra == ["--stage", "rec"]
+    assert {"fine.epoch=1", "fine.max_batches=40", "end_stage=fine"} <= set(plain_flags)

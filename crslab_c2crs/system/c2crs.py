@@ -324,15 +324,23 @@ class C2CRSSystem(BaseSystem):
                 self.test_stage(stage)
             return
         first = STAGES.index(self.start_stage)
-        if first > 0:
-            self.load_stage(STAGES[first - 1])
+        # a later start restores the last earlier stage this setting trains (rec after coarse when fine.epoch is
+        # 0 or the ablation skips it; nothing when no pre-training stage runs)
+        earlier = [stage for stage in STAGES[:first] if self._trains(stage)]
+        if earlier:
+            self.load_stage(earlier[-1])
         for stage in STAGES[first:STAGES.index(self.end_stage) + 1]:
             if stage in self.ablation.get("skip", ()):
                 logger.info(f"[{stage}: skipped by ablation]")
-                continue
-            if self._stage_opt(stage)["epoch"] <= 0 and stage not in ("rec", "conv"):
-                continue
-            self.run_stage(stage)
+            elif self._trains(stage):
+                self.run_stage(stage)
+
+    def _trains(self, stage: str) -> bool:
+        """Whether this setting trains ``stage``: not skipped by the ablation, and a pre-training stage only with
+        epochs (``fine.epoch: 0`` goes from the coarse stage straight to rec)."""
+        if stage in self.ablation.get("skip", ()):
+            return False
+        return stage in ("rec", "conv") or self._stage_opt(stage)["epoch"] > 0
 
     def interact(self) -> None:
         from crslab_c2crs.interactive.chat import open_chat
