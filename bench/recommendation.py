@@ -106,7 +106,7 @@ PUBLISHED = {
     "all": (("C2-CRS", "C2-CRS paper, Table 1", (0.053, 0.233, 0.407)),),
 }
 PUBLISHED_KEYS = ("hit@1", "hit@10", "hit@50")
-VARIANT_LABELS = {"no_bias": "no item bias", "fast": "speed options"}
+VARIANT_LABELS = {"no_bias": "no item bias", "fast": "speed options", "history_fallback": "history fallback"}
 # The columns of the generated tables: the README's, docs/results.md's, and the report's (every metric).
 README_COLUMNS = (("Recall@1", "hit@1"), ("Recall@10", "hit@10"), ("Recall@50", "hit@50"))
 DOCS_COLUMNS = README_COLUMNS + (("R@10, no context entity", "entityless_hit@10"), ("valid R@10", "valid_hit@10"))
@@ -378,17 +378,20 @@ def pretraining_seed_finding(report: Dict[str, Any], protocol: str = "recommende
             + f"; spread of the seed means {max(means) - min(means):.4f}; paired, " + "; ".join(tests) + ".")
 
 
-def bias_finding(report: Dict[str, Any]) -> str:
-    """What the item bias changed, validation first, then the test set (CRSLab's protocol)."""
+def variant_finding(report: Dict[str, Any], variant: str) -> str:
+    """A C2-CRS setting (``variant``) against the default under CRSLab's protocol: validation first, then the test
+    set, read once for each, with the targets whose context holds no entity; differences are default minus setting,
+    paired on the targets."""
     rows = _rows(report, "recommender")
-    bias, plain = rows[REFERENCE], rows[f"{REFERENCE}-no_bias"]
-    return (f"Validation Recall@10 of the tested state {_mean(bias, 'valid_hit@10')} with the bias against "
-            f"{_mean(plain, 'valid_hit@10')} without. On the test set, read once for each: Recall@10 "
-            f"{bias['mean']['hit@10']:.4f} against {plain['mean']['hit@10']:.4f} (paired on the targets: "
-            f"{_p(plain, 'hit@10')}), Recall@50 {bias['mean']['hit@50']:.4f} against {plain['mean']['hit@50']:.4f} "
-            f"({_p(plain, 'hit@50')}), and Recall@10 {bias['mean']['entityless_hit@10']:.3f} against "
-            f"{plain['mean']['entityless_hit@10']:.3f} on the {bias['n_entityless']} targets whose context holds "
-            "no entity.")
+    default, changed = rows[REFERENCE], rows[f"{REFERENCE}-{variant}"]
+    setting = VARIANT_LABELS[variant]
+    return (f"Validation Recall@10 of the tested state {_mean(default, 'valid_hit@10')} by default against "
+            f"{_mean(changed, 'valid_hit@10')} with {setting}. On the test set, read once for each: Recall@10 "
+            f"{default['mean']['hit@10']:.4f} against {changed['mean']['hit@10']:.4f} (default minus {setting}, "
+            f"paired on the targets: {_p(changed, 'hit@10')}), Recall@50 {default['mean']['hit@50']:.4f} against "
+            f"{changed['mean']['hit@50']:.4f} ({_p(changed, 'hit@50')}), and Recall@10 "
+            f"{default['mean']['entityless_hit@10']:.3f} against {changed['mean']['entityless_hit@10']:.3f} on the "
+            f"{default['n_entityless']} targets whose context holds no entity.")
 
 
 def paper_finding(report: Dict[str, Any]) -> str:

@@ -97,7 +97,9 @@ def test_the_generated_tables_and_findings():
     spread = rec.pretraining_seed_finding(report)
     assert "over 2 pre-training seeds" in spread and "spread of the seed means 0.0100" in spread
     assert "seed 43 − seed 42: -0.0100 (p 0.2)" in spread
-    assert "+0.0100 (p 0.03)" in rec.bias_finding(report) and "on the 9 targets" in rec.bias_finding(report)
+    finding = rec.variant_finding(report, "no_bias")
+    assert "(default minus no item bias, paired on the targets: +0.0100 (p 0.03))" in finding
+    assert "on the 9 targets" in finding
     assert "86% of the paper's 0.233" in rec.paper_finding(report)
 
 
