@@ -48,6 +48,23 @@ def test_fast_rgcn_switch_gives_the_same_kbrd_metrics(tiny_root, tmp_path, monke
     assert stock["hit@10"] == pytest.approx(fast["hit@10"], abs=1e-6)
 
 
+@pytest.mark.parametrize("model", ["KGSF", "KBRD"])
+def test_baselines_train_in_training_mode_and_validate_and_test_in_eval_mode(model, tiny_root, tmp_path, monkeypatch):
+    """CRSLab's systems never leave training mode; ours validate and test without dropout."""
+    import crslab_c2crs.system.baselines as baselines
+
+    monkeypatch.chdir(tmp_path)
+    stock = baselines._stock_kgsf if model == "KGSF" else baselines._stock_kbrd
+    seen = set()
+    stock_step = stock.step
+    monkeypatch.setattr(stock, "step", lambda self, batch, stage, mode: seen.add((stage, mode, self.model.training))
+                        or stock_step(self, batch, stage, mode))
+    run_model(model, tiny_root, tmp_path, ["conv.test_max_batches=1"])
+    assert {(stage, mode) for stage, mode, _ in seen} >= {("rec", "train"), ("rec", "test"), ("conv", "train"),
+                                                           ("conv", "test")}
+    assert all(training == (mode == "train") for _, mode, training in seen)
+
+
 def test_kgsf_pretraining_is_kept_once_and_restored_by_later_runs(tiny_root, tmp_path, monkeypatch):
     import crslab_c2crs.system.baselines as baselines
 

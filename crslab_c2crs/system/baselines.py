@@ -26,9 +26,12 @@ _stock_kbrd = importlib.import_module("crslab.system.kbrd").KBRDSystem
 class _ItemScoreEvaluation:
     """``rec_evaluate`` of CRSLab's KGSF and KBRD systems, handing the evaluator every item's score; ``step`` notes
     the stage, which a non-finite training loss is reported with (:mod:`crslab_c2crs.compat`), and keeps a conv test
-    batch, whose responses ``conv_evaluate`` counts against the turn's ranking (:mod:`crslab_c2crs.movie_slots`)."""
+    batch, whose responses ``conv_evaluate`` counts against the turn's ranking (:mod:`crslab_c2crs.movie_slots`).
+    ``step`` also puts the model in training mode for training steps only: CRSLab never leaves it, so its validation
+    and test passes decoded with dropout on (their rec paths have no dropout: rec figures are the same either way)."""
 
     def step(self, batch, stage: str, mode: str):
+        self.model.train(mode == "train")
         self.training_stage = stage
         self._conv_test_batch = batch if (stage, mode) == ("conv", "test") else None
         result = super().step(batch, stage, mode)
