@@ -227,14 +227,17 @@ def table4_rows(runs: Runs, budget: Tuple[int, int]) -> List[Dict[str, Any]]:
     return rows
 
 
-def table4(rows: List[Dict[str, Any]], budget: Tuple[int, int]) -> str:
-    """:func:`table4_rows` as a markdown table beside the paper's figures."""
+def table4(rows: List[Dict[str, Any]], budget: Tuple[int, int], same_rows: bool = True) -> str:
+    """:func:`table4_rows` as a markdown table beside the paper's figures; without ``same_rows``, leaving out the rows
+    that are the same runs as another at this budget."""
     lines = [f"Pre-training budget ({budget[0]}, {budget[1]}) (coarse, fine epochs); ours: CRSLab protocol "
              "(Recommender turns), mean ± std over rec seeds, R@10 against C2-CRS with a paired permutation test; "
              "paper: its Table 4 (every turn that mentions a movie, the authors' data and budget).", "",
              "| Table 4 row | run as | seeds | R@1 | R@10 | R@50 | R@10 vs C2-CRS | paper R@1 | paper R@10 | "
              "paper R@50 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        if not same_rows and row["run_as"].startswith("="):
+            continue
         cells = [f"{row['mean'][key]:.4f} ± {row['std'][key]:.4f}" if key in row["mean"] else ""
                  for key in ("hit@1", "hit@10", "hit@50")]
         versus = row.get("versus_full")
@@ -309,19 +312,23 @@ def chosen_setting(summary: Dict[str, List[Dict[str, Any]]], runs: Runs) -> Opti
     return chosen
 
 
-def chosen_markdown(chosen: Optional[Dict[str, Any]]) -> str:
-    """:func:`chosen_setting` in a few lines."""
+def chosen_markdown(chosen: Optional[Dict[str, Any]], brief: bool = False) -> str:
+    """:func:`chosen_setting` as a table and the choice, or (``brief``) in one sentence."""
     if chosen is None:
         return f"No pre-training setting has {MIN_SEEDS} rec seeds at its chosen budget yet."
+    versus = chosen.get("versus_paper")
+    choice = (f"**{chosen['variant']}** at ({chosen['budget'][0]}, {chosen['budget'][1]})"
+              + (f"; test Recall@10 {versus['ratio']:.3f}× the paper's objective's (p {versus['p_value']:.2g})"
+                 if versus else "") + ".")
+    if brief:
+        return ("Validation Recall@10 of each objective at the budget its curve chooses: " + "; ".join(
+            f"{c['variant']} ({c['budget'][0]}, {c['budget'][1]}) {c['valid_hit@10']:.4f} over {c['seeds']} rec "
+            f"seeds (test {c['test_hit@10']:.4f})" for c in chosen["candidates"]) + ". Chosen: " + choice)
     lines = [f"Each objective at the budget its curve chooses on validation ({MIN_SEEDS}+ rec seeds there):", "",
              "| objective | budget (coarse, fine) | seeds | valid R@10 | test R@10 |", "|---|---|---|---|---|"]
     lines += [f"| {c['variant']} | ({c['budget'][0]}, {c['budget'][1]}) | {c['seeds']} | {c['valid_hit@10']:.4f} | "
               f"{c['test_hit@10']:.4f} |" for c in chosen["candidates"]]
-    versus = chosen.get("versus_paper")
-    lines += ["", f"Chosen: **{chosen['variant']}** at ({chosen['budget'][0]}, {chosen['budget'][1]})"
-              + (f"; test Recall@10 {versus['ratio']:.3f}× the paper's objective's (p {versus['p_value']:.2g})"
-                 if versus else "") + "."]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", "Chosen: " + choice])
 
 
 def floor_rows(folder: Path) -> List[Dict[str, Any]]:

@@ -213,6 +213,8 @@ def test_table4_sets_each_ablation_beside_full_c2crs_at_the_chosen_budget(rec_re
     text = curve.table4(list(rows.values()), (1, 0))
     assert "| Multi-task | `multitask` | 2 | 0.1250 ± 0.0000 | 0.2500 ± 0.0000 |" in text
     assert "| w/o SD | `no_kg` | 0 |  |  |  |  | 0.051 | 0.226 | 0.403 |" in text
+    brief = curve.table4(list(rows.values()), (1, 0), same_rows=False)
+    assert "w/o Fine" not in brief and "w/o Coarse |" not in brief and "| w/o Coarse-Fine |" in brief
 
 
 def test_the_setting_chosen_is_the_objective_best_on_validation_at_its_own_budget(rec_records, monkeypatch):
@@ -231,3 +233,5 @@ def test_the_setting_chosen_is_the_objective_best_on_validation_at_its_own_budge
     text = curve.chosen_markdown(chosen)
     assert "| masked | (1, 0) | 2 | 0.1900 | 0.4750 |" in text
     assert "Chosen: **masked** at (1, 0); test Recall@10 1.583× the paper's objective's (p " in text
+    brief = curve.chosen_markdown(chosen, brief=True)
+    assert "paper (2, 0) 0.1200 over 2 rec seeds (test 0.3000); masked (1, 0) 0.1900" in brief and "|" not in brief
