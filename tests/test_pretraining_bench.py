@@ -42,6 +42,14 @@ def test_the_table_over_rec_seeds(tmp_path, monkeypatch):
     assert "| 4 | 0 | 2 | 0.2000 ± 0.0000 |" in curve.markdown(summary, "abc")
 
 
+def test_every_objective_names_its_views_and_the_paper_is_not_the_configs_default():
+    from crslab_c2crs.config import load_config
+
+    assert load_config(curve.ROOT / "config/c2crs/redial.yaml")["pretrain_mask_mentions"] is True
+    assert "pretrain_mask_mentions=false" in curve.VARIANTS["paper"]
+    assert all(any(flag.startswith("pretrain_mask_mentions=") for flag in flags) for flags in curve.VARIANTS.values())
+
+
 def test_a_stage_snapshots_every_epoch_resumes_from_the_last_and_keeps_only_the_budgets(tmp_path, monkeypatch):
     monkeypatch.setattr(curve, "RECORDS", tmp_path / "records")
     run = curve.Curve("paper", 42, str(tmp_path), tmp_path / "work")
@@ -195,6 +203,8 @@ def test_the_table4_ablations_keep_their_ablation_in_the_rec_stage(tmp_path, mon
     no_kg.records = tmp_path / "records" / "no_kg"
     no_kg.rec(1, 0, 42)
     assert "ablation=no_kg" in calls[-1][1] and calls[-1][2] == ["--stage", "fine"]
+    # the paper's ablations keep the paper's views, whatever the config's default
+    assert all("pretrain_mask_mentions=false" in overrides for _, overrides, _ in calls)
 
 
 def test_table4_sets_each_ablation_beside_full_c2crs_at_the_chosen_budget(rec_records):

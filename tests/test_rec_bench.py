@@ -127,4 +127,4 @@ def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own
     assert (tmp_path / "recommender" / "C2CRS-fast-seed42.json").is_file() and no_bias == "C2CRS-no_bias-seed42"
     # the rec runs keep the pre-training's epochs: they restore its last stage (fine.pth), whatever the config's
     assert {"coarse.epoch=1", "fine.epoch=1", "end_stage=rec"} <= set(fast_flags) and fast_extra == ["--stage", "rec"]
-    assert {"fine.epoch=1", "fine.max_batches=40", "end_stage=fine"} <= set(plain_flags)
+    assert {"fine.epoch=1", "fine.max_batches=40", "pretrain_mask_mentions=false", "end_stage=fine"} <= set(plain_flags)
