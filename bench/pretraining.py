@@ -64,14 +64,14 @@ BUDGETS = budgets(SCHEDULE["coarse"], SCHEDULE["fine"])
 # Each variant names its views in full: the config's default (masked mentions, chosen by this curve) is not the
 # paper's
 PAPER_VIEWS = ["pretrain_mask_mentions=false"]
-VARIANTS = {"paper": PAPER_VIEWS, "masked": ["pretrain_mask_mentions=true"],
-            "dropout": PAPER_VIEWS + ["pretrain_entity_dropout=0.3"]}
-OBJECTIVES = tuple(VARIANTS)                   # the pre-training settings compared on validation (the rest: Table 4)
+# The pre-training objectives compared on validation
+OBJECTIVES = {"paper": PAPER_VIEWS, "masked": ["pretrain_mask_mentions=true"],
+              "dropout": PAPER_VIEWS + ["pretrain_entity_dropout=0.3"]}
 MIN_SEEDS = 3                                  # rec seeds a setting needs before it can be chosen
 # The paper's Table 4 rows that need runs of their own, as variants: their ``ablation`` stays on in the rec stage
 # (the encoders it removes are not built). Multi-task has no pre-training: its one budget is (0, 0).
 ABLATIONS = ("multitask", "no_history", "no_kg", "no_review")
-VARIANTS.update({name: PAPER_VIEWS + [f"ablation={name}"] for name in ABLATIONS})  # the paper's ablations
+VARIANTS = {**OBJECTIVES, **{name: PAPER_VIEWS + [f"ablation={name}"] for name in ABLATIONS}}
 # Table 4 of the paper (ReDial, R@1 / R@10 / R@50; the authors' protocol: every turn that mentions a movie).
 PAPER_TABLE4 = {"C2-CRS": (0.053, 0.233, 0.407), "w/o Coarse-Fine": (0.031, 0.150, 0.336),
                 "w/o Coarse": (0.049, 0.220, 0.394), "w/o Fine": (0.048, 0.221, 0.400),
