@@ -3,7 +3,8 @@
 Usage::
 
     python -m bench.recommendation run --protocol recommender --models C2CRS,KBRD,KGSF,Popularity,RepeatContext \\
-        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--variant no_bias|fast|history_fallback] [--data-root data]
+        --seeds 42,43,44,45,46 [--pretrain-seed 42] [--pretraining coarse1-masked|batches40] \\
+        [--variant no_bias|fast|history_fallback] [--data-root data]
     python -m bench.recommendation report
 
 Every model is trained and tested through ``run_crslab.py`` (``bench.child``: CRSLab's runner, our evaluator) with
@@ -17,16 +18,18 @@ The budget is the rec stage of the ``cpu-long`` profile for every model: at most
 stopping on validation (impatience 2; C2-CRS and KGSF on Recall@1 + Recall@50, KBRD on its validation loss as
 CRSLab's KBRD system computes it, hence ``stop_mode: min``), no conversation stage (``conv.epoch=0``, one capped
 conv test batch for CRSLab's systems, ``end_stage=rec`` for C2-CRS). Pre-training is done once per pre-training
-seed in a run of its own, and every rec seed restores it (C2-CRS: ``fine.pth`` after 40 coarse and 40 fine
-batches, :data:`PRETRAIN_FLAGS`; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch
-order, dropout and the freshly initialised rec parameters. ``--variant`` runs C2-CRS under a setting compared on
-validation (:data:`VARIANTS`); one that changes the pre-training too (``fast``: the speed options) is pre-trained per
-seed in a run and folder of its own. Checkpoints go to ``<data root>/save/rec-bench/``.
+seed in a run of its own, and every rec seed restores it (C2-CRS: one of :data:`PRETRAININGS`, by default the
+config's one coarse epoch with masked mentions, ``--pretraining batches40`` the 40 + 40 batches of the earlier
+records; KGSF: CRSLab's 3 MIM epochs, ``pretrain_cache``): the rec seeds differ in batch order, dropout and the
+freshly initialised rec parameters. ``--variant`` runs C2-CRS under a setting compared on validation
+(:data:`VARIANTS`) with that pre-training; one that changes the pre-training too (``fast``: the speed options) is
+pre-trained per seed in a run and folder of its own. Checkpoints go to ``<data root>/save/rec-bench/``.
 
 The report (``bench/results/redial-rec.{md,json,png}``) gives per protocol and model the mean and sample standard
 deviation over seeds of Recall@1/10/50, MRR@10, NDCG@10 and new-item Recall@10, the validation Recall@10 of the
-tested state, and the p-value of a paired permutation test (:mod:`bench.significance`) of C2-CRS against each
-other model on the test targets' seed-averaged hits.
+tested state, and the p-value of a paired permutation test (:mod:`bench.significance`) on the test targets'
+seed-averaged hits of C2-CRS at the config's pre-training against each other model, and of each C2-CRS variant or
+other pre-training seed against its own pre-training's run (:func:`reference_of`).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -61,7 +65,6 @@ RESULTS = ROOT / "bench" / "results"
 RECORDS = RESULTS / "redial-rec"
 STEM = RESULTS / "redial-rec"
 CHECKPOINTS = "rec-bench"          # under <data root>/save
-REFERENCE = "C2CRS"                # the model every p-value compares against
 REC_BUDGET = ["rec.epoch=8", "rec.batch_size=256"]
 NO_CONV = ["conv.epoch=0"]
 CAPS = {"KGSF": ["test.conv=1"], "KBRD": ["test.conv=1"]}
@@ -72,20 +75,42 @@ REC_FLAGS = {
     # CRSLab's KBRD system early-stops on its validation rec loss: lower is better
     "KBRD": [*REC_BUDGET, "rec.early_stop=true", "rec.stop_mode=min", "rec.impatience=2", *NO_CONV],
 }
-# C2-CRS's pre-training epochs, in its rec runs too: they restore the last stage these train (fine.pth)
-C2CRS_PRETRAIN_EPOCHS = ["coarse.epoch=1", "fine.epoch=1"]
-# C2-CRS's pre-training: 40 coarse then 40 fine batches (about 0.6 + 0.6 epochs) with the paper's views, the quick
-# start's setting when the committed records were run; KGSF's own (config: 3 epochs of 128).
-PRETRAIN_FLAGS = {
-    "C2CRS": [*C2CRS_PRETRAIN_EPOCHS, "coarse.max_batches=40", "coarse.valid_max_batches=5", "fine.max_batches=40",
-              "fine.valid_max_batches=5", "pretrain_mask_mentions=false", "end_stage=fine"],
-    "KGSF": ["pretrain_cache=true", "rec.epoch=0", *NO_CONV],
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """A C2-CRS pre-training that rec runs start from: the pre-training run's overrides, the epochs its rec runs are
+    given too (they restore the last stage these train), the checkpoint that marks it done, its label in the tables."""
+
+    flags: Tuple[str, ...]
+    epochs: Tuple[str, ...]
+    marker: str
+    label: str
+
+
+# C2-CRS's pre-trainings, pinned here so that the records do not follow later config changes. ``batches40``: 40
+# coarse then 40 fine batches (about 0.6 + 0.6 epochs) with the paper's views, the quick start's setting before issue
+# #27; ``coarse1-masked``: the config's defaults since #27 (one coarse epoch with the mentions masked, no fine stage),
+# the quick start's pre-training.
+PRETRAININGS = {
+    "batches40": Pretraining(
+        flags=("coarse.epoch=1", "fine.epoch=1", "coarse.max_batches=40", "coarse.valid_max_batches=5",
+               "fine.max_batches=40", "fine.valid_max_batches=5", "pretrain_mask_mentions=false", "end_stage=fine"),
+        epochs=("coarse.epoch=1", "fine.epoch=1"), marker="fine.pth", label="40 + 40 pre-training batches"),
+    "coarse1-masked": Pretraining(
+        flags=("coarse.epoch=1", "fine.epoch=0", "coarse.valid_max_batches=5", "pretrain_mask_mentions=true",
+               "end_stage=fine"),
+        epochs=("coarse.epoch=1", "fine.epoch=0"), marker="coarse.pth", label="1 coarse epoch, masked mentions"),
 }
+HEADLINE_PRETRAINING = "coarse1-masked"   # the config's: the C2-CRS row every other model is compared with
+UNNAMED_PRETRAINING = "batches40"         # its records predate the settings, so their names carry none
+# KGSF's own pre-training (config: 3 epochs of 128), cached
+KGSF_PRETRAIN_FLAGS = ["pretrain_cache=true", "rec.epoch=0", *NO_CONV]
 # C2-CRS's speed options (docs/benchmark.md, speed options): bfloat16 encoder layers, cheaper dropout masks, fused Adam.
 FAST_TRAINING = ["mixed_precision=bf16", "fast_dropout=true"] + [f"{stage}.optimizer.fused=true"
                                                                  for stage in ("coarse", "fine", "rec")]
-# C2-CRS settings compared on validation (``--variant``): overrides of the rec runs, and of the pre-training too for
-# those in PRETRAINING_VARIANTS (pre-trained per seed in a folder of their own).
+# C2-CRS settings compared on validation (``--variant``) against the same pre-training without them: overrides of the
+# rec runs, and of the pre-training too for those in PRETRAINING_VARIANTS (pre-trained in a folder of their own).
 VARIANTS = {"no_bias": ["rec_bias=false"], "fast": FAST_TRAINING, "history_fallback": ["rec_history_fallback=true"]}
 PRETRAINING_VARIANTS = ("fast",)
 TABLE = (("R@1", "hit@1"), ("R@10", "hit@10"), ("R@50", "hit@50"), ("MRR@10", "mrr@10"), ("NDCG@10", "ndcg@10"),
@@ -158,6 +183,28 @@ def parse_seeds(parser: argparse.ArgumentParser, flag: str, text: str) -> List[i
         parser.error(f"{flag} {text!r}: expected comma-separated integers, e.g. 42,43,44")
 
 
+def run_name(model: str, pretraining: str = HEADLINE_PRETRAINING, variant: Optional[str] = None,
+             pretrain_seed: int = 42) -> str:
+    """The name of ``model``'s rec runs (recorded as ``<name>-seed<seed>.json``): C2-CRS's names its pre-training
+    setting (but :data:`UNNAMED_PRETRAINING`) and its variant, and any a pre-training seed other than 42."""
+    setting = pretraining if model == "C2CRS" and pretraining != UNNAMED_PRETRAINING else None
+    return "-".join([model, *(part for part in (setting, variant) if part)]) + (
+        f"-p{pretrain_seed}" if pretrain_seed != 42 else "")
+
+
+REFERENCE = run_name("C2CRS")  # C2-CRS at the config's pre-training: every other model is compared with it
+
+
+def reference_of(row: Dict[str, Any]) -> Optional[str]:
+    """The name a summarised row is tested against: a C2-CRS variant, or another pre-training seed, against its own
+    pre-training's run with seed 42 (the one thing changed); every other row against :data:`REFERENCE`."""
+    if row["name"] == REFERENCE:
+        return None
+    if row["model"] == "C2CRS" and (row.get("variant") or row.get("pretrain_seed") not in (None, 42)):
+        return run_name("C2CRS", row["pretraining"])
+    return REFERENCE
+
+
 class Bench:
     """Runs (or skips, when recorded) the pre-training and rec runs of one protocol."""
 
@@ -182,39 +229,45 @@ class Bench:
         result.pop("config", None)  # the overrides and the committed config files say it
         return result
 
-    def pretrain(self, model: str, seed: int, variant: Optional[str] = None) -> str:
-        """The checkpoint folder of ``model``'s pre-training with ``seed`` (under ``variant`` when it changes the
-        pre-training), run first when it is missing."""
+    def pretrain(self, model: str, seed: int, variant: Optional[str], pretraining: str) -> str:
+        """The checkpoint folder of ``model``'s pre-training with ``seed`` (C2-CRS: the setting ``pretraining``, under
+        ``variant`` when it changes the pre-training), run first when it is missing."""
         variant = variant if variant in PRETRAINING_VARIANTS else None
-        name = model + (f"-{variant}" if variant else "")
+        name = run_name(model, pretraining, variant)
         folder = f"{CHECKPOINTS}/{name}-pretrain-seed{seed}"
-        marker = Path(self.data_root) / "save" / folder / ("fine.pth" if model == "C2CRS" else "pretrain.pth")
+        setting = PRETRAININGS[pretraining] if model == "C2CRS" else None
+        marker = Path(self.data_root) / "save" / folder / (setting.marker if setting else "pretrain.pth")
         if not marker.is_file():
             logger.info(f"[rec bench] pre-training {name} with seed {seed}")
+            flags = list(setting.flags) if setting else KGSF_PRETRAIN_FLAGS
             result = self.run(f"{name}-pretrain-seed{seed}", model, seed,
-                              PRETRAIN_FLAGS[model] + (VARIANTS[variant] if variant else [])
-                              + [f"checkpoint_dir={folder}"])
+                              flags + (VARIANTS[variant] if variant else []) + [f"checkpoint_dir={folder}"])
             result.pop("ranks", None)
+            result.update(pretraining=pretraining if setting else None)
             (RECORDS / "pretrain").mkdir(parents=True, exist_ok=True)
             write_json(RECORDS / "pretrain" / f"{name}-seed{seed}.json", result, indent=1, default=str)
         return folder
 
-    def rec(self, model: str, seed: int, pretrain_seed: int, variant: Optional[str]) -> None:
+    def rec(self, model: str, seed: int, pretrain_seed: int, variant: Optional[str],
+            pretraining: str = HEADLINE_PRETRAINING) -> None:
         """One rec run, recorded as ``<name>-seed<seed>.json``; skipped when that record exists."""
-        name = model + (f"-{variant}" if variant else "") + (f"-p{pretrain_seed}" if pretrain_seed != 42 else "")
+        name = run_name(model, pretraining, variant, pretrain_seed)
         path = self.records / f"{name}-seed{seed}.json"
         if path.exists():
             logger.info(f"[rec bench] {path.name} is recorded; skipped")
             return
         overrides = REC_FLAGS.get(model, []) + (VARIANTS[variant] if variant else [])
-        if model in PRETRAIN_FLAGS:
-            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant)}"]
+        pretrains = model in ("C2CRS", "KGSF")
+        if pretrains:
+            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant, pretraining)}"]
         if model == "C2CRS":
-            overrides = overrides + C2CRS_PRETRAIN_EPOCHS
-        # C2-CRS restores fine.pth and starts at its rec stage; KGSF restores pretrain.pth in its pretrain stage
+            overrides = overrides + list(PRETRAININGS[pretraining].epochs)
+        # C2-CRS restores its pre-training's last stage and starts at rec; KGSF restores pretrain.pth in its pretrain
+        # stage
         extra = ["--stage", "rec"] if model == "C2CRS" else []
         result = self.run(f"{name}-seed{seed}", model, seed, overrides, extra)
-        result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if model in PRETRAIN_FLAGS else None,
+        result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if pretrains else None,
+                      pretraining=pretraining if model == "C2CRS" else None,
                       valid_recall_at_10=tested_validation(result))
         logger.info(f"[rec bench] {name} seed {seed}: test R@10 {result['test'].get('hit@10')}, "
                     f"{result['bench_wall_seconds']:.0f}s")
@@ -261,12 +314,12 @@ def hit_rate(ranks: Dict[str, Optional[int]], keys: List[str], k: int = 10) -> f
 
 def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dict[str, Any]]:
     """Per recorded name of ``protocol``: seeds, commits, mean and std of every table metric and of the validation
-    Recall@10, and the paired tests of :data:`REFERENCE` against it on hit@10 and hit@50; with the targets' context
+    Recall@10, and the paired tests of its reference (:func:`reference_of`) against it on hit@10 and hit@50; with the
+    targets' context
     ``sizes``, Recall@10 on the targets with no context entity and per :data:`CONTEXT_BUCKETS`. A shortcut baseline
     is deterministic: its one run stands for every seed."""
     runs = load_runs(protocol)
-    names = sorted(runs, key=lambda name: (MODEL_ORDER.index(runs[name][0]["model"]), name))
-    reference = [run["ranks"] for run in runs.get(REFERENCE, [])]
+    names = sorted(runs, key=lambda name: (MODEL_ORDER.index(runs[name][0]["model"]), name != REFERENCE, name))
     rows = []
     for name in names:
         results = runs[name]
@@ -274,6 +327,8 @@ def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dic
                                "seeds": [r["seed"] for r in results],
                                "deterministic": results[0]["model"] in SHORTCUTS,
                                "pretrain_seed": results[0].get("pretrain_seed"),
+                               "pretraining": (results[0].get("pretraining", UNNAMED_PRETRAINING)
+                                               if results[0]["model"] == "C2CRS" else None),
                                "commits": sorted({r["git_commit"] for r in results}),
                                "n_targets": len(results[0]["ranks"]),
                                "mean": {}, "std": {}, "tests": {}}
@@ -289,9 +344,10 @@ def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dic
         valid = [r["valid_recall_at_10"] for r in results if r.get("valid_recall_at_10") is not None]
         if valid:
             row["mean"]["valid_hit@10"], row["std"]["valid_hit@10"] = mean_std(valid)
-        if reference and name != REFERENCE:
+        row["reference"] = reference_of(row)
+        if row["reference"] in runs:
             for k in TESTED_KS:
-                test = compare(reference, [r["ranks"] for r in results], k)
+                test = compare([r["ranks"] for r in runs[row["reference"]]], [r["ranks"] for r in results], k)
                 row["tests"][f"hit@{k}"] = {"difference": test.difference, "p_value": test.p_value, "n": test.n}
         rows.append(row)
     return rows
@@ -314,30 +370,47 @@ def _p(row: Dict[str, Any], key: str) -> str:
 
 
 def label(row: Dict[str, Any]) -> str:
-    """The model's name as the docs write it, with the setting a variant changes."""
-    name = "C2-CRS" if row["model"] == REFERENCE else row["model"]
-    return name + (f", {VARIANT_LABELS[row['variant']]}" if row.get("variant") else "")
+    """The model's name as the docs write it, with C2-CRS's pre-training when it is not the config's and the setting
+    a variant changes."""
+    if row["model"] != "C2CRS":
+        return row["model"]
+    settings = [PRETRAININGS[row["pretraining"]].label] if row["pretraining"] != HEADLINE_PRETRAINING else []
+    return ", ".join(["C2-CRS", *settings, *([VARIANT_LABELS[row["variant"]]] if row.get("variant") else [])])
+
+
+def headline_rows(report: Dict[str, Any], protocol: str) -> List[Dict[str, Any]]:
+    """The rows of ``protocol`` that are C2-CRS at the config's pre-training or tested against it: every model once,
+    with no C2-CRS variant or other pre-training seed."""
+    return [row for row in report["protocols"][protocol] if row.get("reference") in (None, REFERENCE)]
 
 
 def table(report: Dict[str, Any], protocol: str, columns: Tuple[Tuple[str, str], ...] = README_COLUMNS,
           variants: bool = True, commits: bool = False) -> str:
-    """The markdown table of ``protocol``: a row per recorded name (``variants=False`` leaves out the C2-CRS
-    settings compared), the paired tests against C2-CRS, then the published rows measured under this protocol."""
-    rows = [row for row in report["protocols"][protocol] if variants or not row.get("variant")]
-    head = ["model", "rec seeds", *(name for name, _ in columns), "C2-CRS − model: R@10 (p)", "R@50 (p)"]
+    """The markdown table of ``protocol``: a row per recorded name with its paired tests against its reference, then
+    the published rows measured under this protocol. ``variants=False`` keeps the rows tested against
+    :data:`REFERENCE` (C2-CRS at the config's pre-training); ``variants=True`` adds the C2-CRS settings and
+    pre-training seeds, each tested against its own pre-training's run, in a column that names it."""
+    rows = report["protocols"][protocol] if variants else headline_rows(report, protocol)
+    names = {row["name"]: label(row) for row in rows}
+    head = ["model", "rec seeds", *(name for name, _ in columns)]
+    head += ["tested against", "reference − row: R@10 (p)", "R@50 (p)"] if variants else [
+        "C2-CRS − model: R@10 (p)", "R@50 (p)"]
     head += ["commits"] if commits else []
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in rows:
         seeds = "deterministic" if row["deterministic"] else f"{len(row['seeds'])}"
         if row.get("pretrain_seed") is not None:
             seeds += f" (pre-training seed {row['pretrain_seed']})"
-        cells = [label(row), seeds, *(_cell(row, key) for _, key in columns), _p(row, "hit@10"), _p(row, "hit@50")]
+        cells = [label(row), seeds, *(_cell(row, key) for _, key in columns)]
+        cells += [names.get(row.get("reference"), "")] if variants else []
+        cells += [_p(row, "hit@10"), _p(row, "hit@50")]
         cells += [", ".join(f"`{commit[:7]}`" for commit in row["commits"])] if commits else []
         lines.append("| " + " | ".join(cells) + " |")
     for model, source, figures in PUBLISHED[protocol]:
         published = dict(zip(PUBLISHED_KEYS, figures))
         cells = [f"{model}: {source}", "published", *(f"{published[key]:.3f}" if key in published else ""
-                                                     for _, key in columns), "", ""] + ([""] if commits else [])
+                                                     for _, key in columns), "", ""]
+        cells += [""] * (variants + commits)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -364,9 +437,12 @@ def target_finding(report: Dict[str, Any]) -> str:
             f"{_p(kbrd, 'hit@50')}.")
 
 
-def pretraining_seed_finding(report: Dict[str, Any], protocol: str = "recommender") -> str:
-    """The spread of C2-CRS over its pre-training seeds: each seed's mean over rec seeds and their difference."""
-    rows = [row for row in report["protocols"][protocol] if row["model"] == REFERENCE and not row.get("variant")]
+def pretraining_seed_finding(report: Dict[str, Any], protocol: str = "recommender",
+                             pretraining: str = UNNAMED_PRETRAINING) -> str:
+    """The spread of C2-CRS over the seeds of one pre-training setting: each seed's mean over rec seeds and their
+    difference."""
+    rows = [row for row in report["protocols"][protocol]
+            if row["model"] == "C2CRS" and row["pretraining"] == pretraining and not row.get("variant")]
     if len(rows) < 2:
         return "One pre-training seed so far."
     means = [row["mean"]["hit@10"] for row in rows]
@@ -374,17 +450,18 @@ def pretraining_seed_finding(report: Dict[str, Any], protocol: str = "recommende
     tests = [f"seed {row['pretrain_seed']} − seed {rows[0]['pretrain_seed']}: "
              f"{-row['tests']['hit@10']['difference']:+.4f} (p {row['tests']['hit@10']['p_value']:.2g})"
              for row in rows[1:]]
-    return (f"C2-CRS test Recall@10 over {len(rows)} pre-training seeds: " + "; ".join(parts)
+    return (f"C2-CRS test Recall@10 over {len(rows)} seeds of its {PRETRAININGS[pretraining].label}: "
+            + "; ".join(parts)
             + f"; spread of the seed means {max(means) - min(means):.4f}; paired, " + "; ".join(tests) + ".")
 
 
-def variant_finding(report: Dict[str, Any], variant: str) -> str:
-    """A C2-CRS setting (``variant``) against the default under CRSLab's protocol: validation first, then the test
-    set, read once for each, with the targets whose context holds no entity; differences are default minus setting,
-    paired on the targets."""
+def variant_finding(report: Dict[str, Any], variant: str, pretraining: str = UNNAMED_PRETRAINING) -> str:
+    """A C2-CRS setting (``variant``) against the same pre-training without it under CRSLab's protocol: validation
+    first, then the test set, read once for each, with the targets whose context holds no entity; differences are
+    default minus setting, paired on the targets."""
     rows = _rows(report, "recommender")
-    default, changed = rows[REFERENCE], rows[f"{REFERENCE}-{variant}"]
-    setting = VARIANT_LABELS[variant]
+    changed = rows[run_name("C2CRS", pretraining, variant)]
+    default, setting = rows[changed["reference"]], VARIANT_LABELS[variant]
     return (f"Validation Recall@10 of the tested state {_mean(default, 'valid_hit@10')} by default against "
             f"{_mean(changed, 'valid_hit@10')} with {setting}. On the test set, read once for each: Recall@10 "
             f"{default['mean']['hit@10']:.4f} against {changed['mean']['hit@10']:.4f} (default minus {setting}, "
@@ -399,8 +476,7 @@ def paper_finding(report: Dict[str, Any]) -> str:
     rows = _rows(report, "all")
     c2crs = rows[REFERENCE]
     r1, r10, r50 = dict((model, figures) for model, _, figures in PUBLISHED["all"])["C2-CRS"]
-    others = "; ".join(f"{row['name']} {row['mean']['hit@10']:.4f}" for name, row in rows.items() if name != REFERENCE
-                       and not row.get("variant") and row["model"] != REFERENCE)
+    others = "; ".join(f"{row['name']} {row['mean']['hit@10']:.4f}" for row in rows.values() if row["model"] != "C2CRS")
     return (f"Under the authors' protocol ({c2crs['n_targets']} test targets) C2-CRS reaches Recall@10 {_mean(c2crs)}, "
             f"{c2crs['mean']['hit@10'] / r10:.0%} of the paper's {r10:.3f} (Recall@1 {c2crs['mean']['hit@1']:.4f} "
             f"against {r1:.3f}, Recall@50 {c2crs['mean']['hit@50']:.4f} against {r50:.3f}); the other models here: "
@@ -408,8 +484,8 @@ def paper_finding(report: Dict[str, Any]) -> str:
 
 
 def bucket_table(report: Dict[str, Any], protocol: str) -> str:
-    """Test Recall@10 of each model (no variant) by the number of entities in the target's context."""
-    rows = [row for row in report["protocols"][protocol] if not row.get("variant")]
+    """Test Recall@10 of each model (:func:`headline_rows`) by the number of entities in the target's context."""
+    rows = headline_rows(report, protocol)
     buckets = [("entityless", "0")] + [(bucket, bucket) for bucket, _, _ in CONTEXT_BUCKETS]
     lines = ["| model | " + " | ".join(f"{shown} context entities ({rows[0][f'n_{bucket}']} targets)"
                                        for bucket, shown in buckets) + " |", "|---" * (len(buckets) + 1) + "|"]
@@ -494,6 +570,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--seeds", default="42,43,44,45,46", help="comma-separated rec seeds")
     run.add_argument("--pretrain-seed", type=int, default=42, help="pre-training seed of C2-CRS and KGSF")
     run.add_argument("--variant", choices=sorted(VARIANTS), default=None, help="a C2-CRS setting to compare")
+    run.add_argument("--pretraining", choices=sorted(PRETRAININGS), default=HEADLINE_PRETRAINING,
+                     help="the C2-CRS pre-training its rec runs start from (default: the config's)")
     run.add_argument("--data-root", default=str(ROOT / "data"))
     tabulate = sub.add_parser("report", help="tabulate and plot every recorded run")
     tabulate.add_argument("--data-root", default=None,
@@ -519,7 +597,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     bench = Bench(args.protocol, args.data_root, workdir)
     for model in models:
         for seed in (seeds[:1] if model in SHORTCUTS else seeds):
-            bench.rec(model, seed, args.pretrain_seed, args.variant)
+            bench.rec(model, seed, args.pretrain_seed, args.variant, args.pretraining)
     return 0
 
 
