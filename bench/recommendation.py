@@ -186,7 +186,7 @@ def parse_seeds(parser: argparse.ArgumentParser, flag: str, text: str) -> List[i
 def run_name(model: str, pretraining: str = HEADLINE_PRETRAINING, variant: Optional[str] = None,
              pretrain_seed: int = 42) -> str:
     """The name of ``model``'s rec runs (recorded as ``<name>-seed<seed>.json``): C2-CRS's names its pre-training
-    setting (but :data:`UNNAMED_PRETRAINING`) and its variant, and any a pre-training seed other than 42."""
+    setting (but :data:`UNNAMED_PRETRAINING`) and its variant; any model's, a pre-training seed other than 42."""
     setting = pretraining if model == "C2CRS" and pretraining != UNNAMED_PRETRAINING else None
     return "-".join([model, *(part for part in (setting, variant) if part)]) + (
         f"-p{pretrain_seed}" if pretrain_seed != 42 else "")
@@ -315,9 +315,8 @@ def hit_rate(ranks: Dict[str, Optional[int]], keys: List[str], k: int = 10) -> f
 def summarise(protocol: str, sizes: Optional[Dict[str, int]] = None) -> List[Dict[str, Any]]:
     """Per recorded name of ``protocol``: seeds, commits, mean and std of every table metric and of the validation
     Recall@10, and the paired tests of its reference (:func:`reference_of`) against it on hit@10 and hit@50; with the
-    targets' context
-    ``sizes``, Recall@10 on the targets with no context entity and per :data:`CONTEXT_BUCKETS`. A shortcut baseline
-    is deterministic: its one run stands for every seed."""
+    targets' context ``sizes``, Recall@10 on the targets with no context entity and per :data:`CONTEXT_BUCKETS`. A
+    shortcut baseline is deterministic: its one run stands for every seed."""
     runs = load_runs(protocol)
     names = sorted(runs, key=lambda name: (MODEL_ORDER.index(runs[name][0]["model"]), name != REFERENCE, name))
     rows = []
