@@ -104,8 +104,9 @@ PRETRAININGS = {
 }
 HEADLINE_PRETRAINING = "coarse1-masked"   # the config's: the C2-CRS row every other model is compared with
 UNNAMED_PRETRAINING = "batches40"         # its records predate the settings, so their names carry none
-# KGSF's own pre-training (config: 3 epochs of 128), cached
-KGSF_PRETRAIN_FLAGS = ["pretrain_cache=true", "rec.epoch=0", *NO_CONV]
+# KGSF's own pre-training (config: 3 epochs of 128), cached; its rec runs restore it in their pretrain stage
+KGSF_PRETRAINING = Pretraining(flags=("pretrain_cache=true", "rec.epoch=0", *NO_CONV), epochs=(),
+                               marker="pretrain.pth", label="CRSLab's MIM pre-training")
 # C2-CRS's speed options (docs/benchmark.md, speed options): bfloat16 encoder layers, cheaper dropout masks, fused Adam.
 FAST_TRAINING = ["mixed_precision=bf16", "fast_dropout=true"] + [f"{stage}.optimizer.fused=true"
                                                                  for stage in ("coarse", "fine", "rec")]
@@ -192,6 +193,11 @@ def run_name(model: str, pretraining: str = HEADLINE_PRETRAINING, variant: Optio
         f"-p{pretrain_seed}" if pretrain_seed != 42 else "")
 
 
+def pretraining_of(model: str, pretraining: str) -> Optional[Pretraining]:
+    """The pre-training ``model``'s rec runs start from (C2-CRS: the setting ``pretraining``), or None."""
+    return PRETRAININGS[pretraining] if model == "C2CRS" else {"KGSF": KGSF_PRETRAINING}.get(model)
+
+
 REFERENCE = run_name("C2CRS")  # C2-CRS at the config's pre-training: every other model is compared with it
 
 
@@ -235,15 +241,13 @@ class Bench:
         variant = variant if variant in PRETRAINING_VARIANTS else None
         name = run_name(model, pretraining, variant)
         folder = f"{CHECKPOINTS}/{name}-pretrain-seed{seed}"
-        setting = PRETRAININGS[pretraining] if model == "C2CRS" else None
-        marker = Path(self.data_root) / "save" / folder / (setting.marker if setting else "pretrain.pth")
-        if not marker.is_file():
+        setting = pretraining_of(model, pretraining)
+        if not (Path(self.data_root) / "save" / folder / setting.marker).is_file():
             logger.info(f"[rec bench] pre-training {name} with seed {seed}")
-            flags = list(setting.flags) if setting else KGSF_PRETRAIN_FLAGS
             result = self.run(f"{name}-pretrain-seed{seed}", model, seed,
-                              flags + (VARIANTS[variant] if variant else []) + [f"checkpoint_dir={folder}"])
+                              [*setting.flags, *(VARIANTS[variant] if variant else []), f"checkpoint_dir={folder}"])
             result.pop("ranks", None)
-            result.update(pretraining=pretraining if setting else None)
+            result.update(pretraining=pretraining if model == "C2CRS" else None)
             (RECORDS / "pretrain").mkdir(parents=True, exist_ok=True)
             write_json(RECORDS / "pretrain" / f"{name}-seed{seed}.json", result, indent=1, default=str)
         return folder
@@ -257,16 +261,15 @@ class Bench:
             logger.info(f"[rec bench] {path.name} is recorded; skipped")
             return
         overrides = REC_FLAGS.get(model, []) + (VARIANTS[variant] if variant else [])
-        pretrains = model in ("C2CRS", "KGSF")
-        if pretrains:
-            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant, pretraining)}"]
-        if model == "C2CRS":
-            overrides = overrides + list(PRETRAININGS[pretraining].epochs)
+        setting = pretraining_of(model, pretraining)
+        if setting:
+            overrides = overrides + [f"checkpoint_dir={self.pretrain(model, pretrain_seed, variant, pretraining)}",
+                                     *setting.epochs]
         # C2-CRS restores its pre-training's last stage and starts at rec; KGSF restores pretrain.pth in its pretrain
         # stage
         extra = ["--stage", "rec"] if model == "C2CRS" else []
         result = self.run(f"{name}-seed{seed}", model, seed, overrides, extra)
-        result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if pretrains else None,
+        result.update(name=name, variant=variant, pretrain_seed=pretrain_seed if setting else None,
                       pretraining=pretraining if model == "C2CRS" else None,
                       valid_recall_at_10=tested_validation(result))
         logger.info(f"[rec bench] {name} seed {seed}: test R@10 {result['test'].get('hit@10')}, "

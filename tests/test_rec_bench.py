@@ -207,3 +207,22 @@ def test_the_configs_pretraining_is_the_default_and_named_in_its_records(tmp_pat
     checkpoint.touch()
     bench.rec("C2CRS", 44, 42, None)
     assert [call[0] for call in calls[2:]] == ["C2CRS-coarse1-masked-seed44"]
+
+
+def test_kgsf_restores_its_own_cached_pretraining(tmp_path, monkeypatch):
+    monkeypatch.setattr(rec, "RECORDS", tmp_path)
+    calls = []
+
+    def run(self, run_name, model, seed, overrides, extra=None):
+        calls.append((run_name, overrides, extra))
+        return {"test": {"hit@10": 0.1}, "history": [], "bench_wall_seconds": 1.0}
+
+    monkeypatch.setattr(rec.Bench, "run", run)
+    rec.Bench("recommender", str(tmp_path / "data"), tmp_path).rec("KGSF", 43, 42, None)
+    (pretrain, pretrain_flags, _), (name, flags, extra) = calls
+    folder = "checkpoint_dir=rec-bench/KGSF-pretrain-seed42"
+    assert (pretrain, name, extra) == ("KGSF-pretrain-seed42", "KGSF-seed43", [])
+    assert pretrain_flags == ["pretrain_cache=true", "rec.epoch=0", "conv.epoch=0", folder]
+    assert flags == rec.REC_FLAGS["KGSF"] + [folder]
+    saved = json.loads((tmp_path / "recommender" / "KGSF-seed43.json").read_text())
+    assert saved["pretrain_seed"] == 42 and saved["pretraining"] is None
