@@ -152,7 +152,9 @@ def test_the_generated_tables_and_findings():
     assert "86% of the paper's 0.233" in rec.paper_finding(report)
 
 
-def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own(tmp_path, monkeypatch):
+@pytest.fixture
+def bench_calls(tmp_path, monkeypatch):
+    """A rec bench over ``tmp_path`` whose runs are recorded, not run: (bench, [(run name, overrides, extra)])."""
     monkeypatch.setattr(rec, "RECORDS", tmp_path)
     calls = []
 
@@ -161,7 +163,11 @@ def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own
         return {"test": {"hit@10": 0.1}, "history": [], "bench_wall_seconds": 1.0}
 
     monkeypatch.setattr(rec.Bench, "run", run)
-    bench = rec.Bench("recommender", str(tmp_path / "data"), tmp_path)
+    return rec.Bench("recommender", str(tmp_path / "data"), tmp_path), calls
+
+
+def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own(tmp_path, bench_calls):
+    bench, calls = bench_calls
     bench.rec("C2CRS", 42, 42, "fast", rec.UNNAMED_PRETRAINING)
     bench.rec("C2CRS", 42, 42, "no_bias", rec.UNNAMED_PRETRAINING)
     (pretrain, pretrain_flags, _), (fast, fast_flags, fast_extra), (plain_pretrain, plain_flags, _), (no_bias, _, _) \
@@ -179,18 +185,10 @@ def test_a_variant_that_changes_pretraining_is_pretrained_in_a_folder_of_its_own
     assert {"fine.epoch=1", "fine.max_batches=40", "pretrain_mask_mentions=false", "end_stage=fine"} <= set(plain_flags)
 
 
-def test_the_configs_pretraining_is_the_default_and_named_in_its_records(tmp_path, monkeypatch):
-    monkeypatch.setattr(rec, "RECORDS", tmp_path)
-    calls = []
-
-    def run(self, run_name, model, seed, overrides, extra=None):
-        calls.append((run_name, overrides))
-        return {"test": {"hit@10": 0.1}, "history": [], "bench_wall_seconds": 1.0}
-
-    monkeypatch.setattr(rec.Bench, "run", run)
-    bench = rec.Bench("recommender", str(tmp_path / "data"), tmp_path)
+def test_the_configs_pretraining_is_the_default_and_named_in_its_records(tmp_path, bench_calls):
+    bench, calls = bench_calls
     bench.rec("C2CRS", 43, 42, None)
-    (pretrain, pretrain_flags), (name, flags) = calls
+    (pretrain, pretrain_flags, _), (name, flags, _) = calls
     folder = "checkpoint_dir=rec-bench/C2CRS-coarse1-masked-pretrain-seed42"
     assert (pretrain, name) == ("C2CRS-coarse1-masked-pretrain-seed42", "C2CRS-coarse1-masked-seed43")
     assert {"coarse.epoch=1", "fine.epoch=0", "pretrain_mask_mentions=true", folder} <= set(pretrain_flags)
@@ -209,16 +207,9 @@ def test_the_configs_pretraining_is_the_default_and_named_in_its_records(tmp_pat
     assert [call[0] for call in calls[2:]] == ["C2CRS-coarse1-masked-seed44"]
 
 
-def test_kgsf_restores_its_own_cached_pretraining(tmp_path, monkeypatch):
-    monkeypatch.setattr(rec, "RECORDS", tmp_path)
-    calls = []
-
-    def run(self, run_name, model, seed, overrides, extra=None):
-        calls.append((run_name, overrides, extra))
-        return {"test": {"hit@10": 0.1}, "history": [], "bench_wall_seconds": 1.0}
-
-    monkeypatch.setattr(rec.Bench, "run", run)
-    rec.Bench("recommender", str(tmp_path / "data"), tmp_path).rec("KGSF", 43, 42, None)
+def test_kgsf_restores_its_own_cached_pretraining(tmp_path, bench_calls):
+    bench, calls = bench_calls
+    bench.rec("KGSF", 43, 42, None)
     (pretrain, pretrain_flags, _), (name, flags, extra) = calls
     folder = "checkpoint_dir=rec-bench/KGSF-pretrain-seed42"
     assert (pretrain, name, extra) == ("KGSF-pretrain-seed42", "KGSF-seed43", [])
